@@ -1,0 +1,234 @@
+/**
+ * The `loupe` command line: the engine without VS Code. Every command prints
+ * its result on stdout; on bad input it exits non-zero with one line on stderr.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { LoupeError, errorMessage } from '../engine/errors';
+import { defaultModelDir } from '../engine/defaultModel';
+import { HookSelection, hookShape } from '../engine/hooks';
+import { HookedModel } from '../engine/model';
+import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
+
+const USAGE = `usage: loupe <command> [options]
+
+commands:
+  tokenize --model DIR --text FILE [--json] [--no-bos]
+      the tokens 'run' feeds the model, with UTF-16 spans into the file's text
+  run --model DIR --text FILE --hooks all|resid|none|NAME,NAME --out FILE.safetensors [--no-bos]
+      one forward pass; writes 'logits' [1, T, d_vocab] and each hook (f32, TransformerLens shapes)
+  hooks --model DIR [--json]
+      the model's hook points and their shapes
+  bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
+      forward-pass throughput with the model already loaded
+
+--model defaults to the bundled default model. --threads N sets onnxruntime's threads.`;
+
+interface Flags {
+  model?: string;
+  text?: string;
+  json?: boolean;
+  'no-bos'?: boolean;
+  hooks?: string;
+  out?: string;
+  tokens?: string;
+  repeat?: string;
+  batch?: string;
+  threads?: string;
+  help?: boolean;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      model: { type: 'string' },
+      text: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-bos': { type: 'boolean' },
+      hooks: { type: 'string' },
+      out: { type: 'string' },
+      tokens: { type: 'string' },
+      repeat: { type: 'string' },
+      batch: { type: 'string' },
+      threads: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const flags = values as Flags;
+  const [command, sub] = positionals;
+  if (flags.help || !command) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  switch (command) {
+    case 'tokenize':
+      return tokenize(flags);
+    case 'run':
+      return run(flags);
+    case 'hooks':
+      return listHooks(flags);
+    case 'bench':
+      if (sub !== 'forward') throw new LoupeError(`unknown bench '${sub ?? ''}'; try 'loupe bench forward'`);
+      return benchForward(flags);
+    default:
+      throw new LoupeError(`unknown command '${command}'; run 'loupe --help'`);
+  }
+}
+
+async function openModel(flags: Flags): Promise<HookedModel> {
+  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
+  return HookedModel.open(flags.model ?? defaultModelDir(), { threads });
+}
+
+function readText(flags: Flags): string {
+  if (!flags.text) throw new LoupeError('--text FILE is required');
+  let buf: Buffer;
+  try {
+    buf = fs.readFileSync(flags.text);
+  } catch (err) {
+    throw new LoupeError(
+      `${flags.text}: cannot read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
+    );
+  }
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(buf);
+  // Offsets count in the text VS Code shows, which has no byte-order mark.
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
+}
+
+async function tokenize(flags: Flags): Promise<void> {
+  const text = readText(flags);
+  const model = await openModel(flags);
+  try {
+    const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
+    if (flags.json) {
+      process.stdout.write(
+        `${JSON.stringify(tokens.map((t) => ({ id: t.id, text: t.text, start: t.start, end: t.end })))}\n`,
+      );
+    } else {
+      for (const t of tokens)
+        process.stdout.write(`${t.id}\t${t.start}\t${t.end}\t${JSON.stringify(t.text)}\n`);
+    }
+  } finally {
+    await model.dispose();
+  }
+}
+
+function parseHooks(value: string | undefined): HookSelection {
+  if (value === undefined || value === 'none') return 'none';
+  if (value === 'all' || value === 'resid') return value;
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+async function run(flags: Flags): Promise<void> {
+  if (!flags.out) throw new LoupeError('--out FILE.safetensors is required');
+  const text = readText(flags);
+  const model = await openModel(flags);
+  try {
+    const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
+    if (tokens.length === 0)
+      throw new LoupeError(`${flags.text}: the text has no tokens (is the file empty?)`);
+    const [result] = await model.run([tokens.map((t) => t.id)], { hooks: parseHooks(flags.hooks) });
+    const out = new Map<string, TensorToWrite>();
+    out.set('logits', { dtype: 'F32', shape: result.logits.dims, data: result.logits.data });
+    for (const [name, t] of result.hooks) out.set(name, { dtype: 'F32', shape: t.dims, data: t.data });
+    fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
+    writeSafetensors(flags.out, out, {
+      model: model.checkpoint.dir,
+      tokens: JSON.stringify(tokens.map((t) => t.id)),
+    });
+    process.stderr.write(`wrote ${out.size} tensors for ${tokens.length} tokens to ${flags.out}\n`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function listHooks(flags: Flags): Promise<void> {
+  const model = await openModel(flags);
+  try {
+    const rows = model.hookTable.map((h) => ({
+      name: h.name,
+      shape: hookShape(model.spec, h, 1, 1).map((d, i) =>
+        h.dims[i] === 'batch' ? 'batch' : h.dims[i] === 'pos' ? 'pos' : d,
+      ),
+    }));
+    if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    else for (const r of rows) process.stdout.write(`${r.name}\t[${r.shape.join(', ')}]\n`);
+  } finally {
+    await model.dispose();
+  }
+}
+
+async function benchForward(flags: Flags): Promise<void> {
+  const T = positiveInt(flags.tokens ?? '128', '--tokens');
+  const repeat = positiveInt(flags.repeat ?? '10', '--repeat');
+  const batch = positiveInt(flags.batch ?? '1', '--batch');
+  const hooks = flags.hooks ?? 'none';
+  if (!['none', 'resid', 'all'].includes(hooks))
+    throw new LoupeError(`--hooks must be none, resid or all, not '${hooks}'`);
+  const model = await openModel(flags);
+  try {
+    if (T > model.spec.nCtx)
+      throw new LoupeError(`--tokens ${T} exceeds the model's context of ${model.spec.nCtx}`);
+    let seed = 12345;
+    const rand = (): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed / 2 ** 32;
+    };
+    const ids = Array.from({ length: batch }, () =>
+      Array.from({ length: T }, () => Math.floor(rand() * model.spec.dVocab)),
+    );
+    const selection = hooks as HookSelection;
+    for (let i = 0; i < 2; i++) await model.runPadded(ids, { hooks: selection }); // warm-up: session, arenas
+    const times: number[] = [];
+    for (let i = 0; i < repeat; i++) {
+      const t0 = process.hrtime.bigint();
+      await model.runPadded(ids, { hooks: selection });
+      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    const total = times.reduce((a, b) => a + b, 0);
+    const sorted = [...times].sort((a, b) => a - b);
+    const report = {
+      tokens_per_s: (T * batch * repeat) / (total / 1000),
+      hooks,
+      tokens: T,
+      batch,
+      repeat,
+      threads: flags.threads === undefined ? null : Number(flags.threads),
+      ms_per_forward_mean: total / repeat,
+      ms_per_forward_median: sorted[Math.floor(sorted.length / 2)],
+      model: model.checkpoint.dir,
+    };
+    if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+    else
+      process.stdout.write(
+        `${report.tokens_per_s.toFixed(1)} tokens/s (hooks ${hooks}, T=${T}, batch ${batch})\n`,
+      );
+  } finally {
+    await model.dispose();
+  }
+}
+
+function positiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new LoupeError(`${flag} must be a positive integer, not '${value}'`);
+  return n;
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    const code = (err as { code?: unknown }).code;
+    const known =
+      err instanceof LoupeError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
+    const msg = known ? errorMessage(err) : `internal error: ${errorMessage(err)}`;
+    process.stderr.write(`loupe: ${msg}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,23 @@
+/** The model families Loupe runs, looked up by a config's `model_type`. */
+import { LoupeError } from '../errors';
+import { gpt2 } from './gpt2';
+import { llama } from './llama';
+import { neox } from './neox';
+import { FamilyDefinition } from './spec';
+
+const FAMILIES: readonly FamilyDefinition[] = [gpt2, neox, llama];
+
+export const SUPPORTED_MODEL_TYPES: readonly string[] = FAMILIES.flatMap((f) => f.modelTypes);
+
+export function familyFor(modelType: unknown, configFile: string): FamilyDefinition {
+  if (typeof modelType !== 'string') {
+    throw new LoupeError(`${configFile}: 'model_type' is missing; is this a Hugging Face config.json?`);
+  }
+  const family = FAMILIES.find((f) => f.modelTypes.includes(modelType));
+  if (!family) {
+    throw new LoupeError(
+      `${configFile}: model_type '${modelType}' is not supported; Loupe runs ${SUPPORTED_MODEL_TYPES.join(', ')}`,
+    );
+  }
+  return family;
+}

@@ -1,0 +1,237 @@
+/**
+ * A loaded model: a checkpoint compiled to ONNX and run with any subset of its
+ * TransformerLens hooks returned and any hooks edited. Graph variants are
+ * built on first use and kept (on disk and as live sessions), so repeated runs
+ * of the same kind pay nothing extra.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Checkpoint, openCheckpoint } from './checkpoint';
+import { CompileProgress, CompiledModel, WEIGHTS_FILE, compileCheckpoint, defaultCacheDir } from './compile';
+import { LoupeError } from './errors';
+import { ModelSpec } from './families/spec';
+import { INPUT_IDS, LOGITS, buildTransformerGraph, editInputNames } from './graph/transformer';
+import { HookPoint, HookSelection, hookPoints, hookShape, selectHooks, tokenAxes } from './hooks';
+import { Feed, GraphSession } from './runtime';
+import { Tensor, cropBatchItem } from './tensor';
+import { EncodeOptions, TextTokenizer, Token } from './tokenizer';
+
+export interface OpenOptions {
+  /** Where compiled models are cached; default LOUPE_CACHE_DIR or ~/.cache/loupe. */
+  readonly cacheDir?: string;
+  /** Intra-op threads for onnxruntime; default: the machine's cores. */
+  readonly threads?: number;
+  readonly onProgress?: (p: CompileProgress) => void;
+}
+
+/** x' = x · mul + add at one hook; each tensor broadcasts against the hook's batched shape. */
+export interface HookEdit {
+  readonly hook: string;
+  readonly mul?: Tensor;
+  readonly add?: Tensor;
+}
+
+export interface RunOptions {
+  readonly hooks?: HookSelection;
+  readonly edits?: readonly HookEdit[];
+}
+
+/** One text's results: logits [1, n, d_vocab] and each fetched hook with batch 1 and n positions. */
+export interface RunResult {
+  readonly logits: Tensor;
+  readonly hooks: ReadonlyMap<string, Tensor>;
+}
+
+/** A batch's results before they are cut per text: [B, T_max, ...], right-padded. */
+export interface PaddedRunResult {
+  readonly lengths: readonly number[];
+  readonly logits: Tensor;
+  readonly hooks: ReadonlyMap<string, Tensor>;
+}
+
+const MAX_LIVE_SESSIONS = 4;
+
+export class HookedModel {
+  private readonly sessions = new Map<
+    string,
+    Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }>
+  >();
+  readonly hookTable: readonly HookPoint[];
+
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    readonly compiled: CompiledModel,
+    readonly tokenizer: TextTokenizer | null,
+    private readonly threads: number,
+  ) {
+    this.hookTable = hookPoints(checkpoint.spec);
+  }
+
+  static async open(dir: string, options: OpenOptions = {}): Promise<HookedModel> {
+    const ckpt = openCheckpoint(dir);
+    const compiled = compileCheckpoint(ckpt, options.cacheDir ?? defaultCacheDir(), options.onProgress);
+    const hasTokenizer = fs.existsSync(path.join(ckpt.dir, 'tokenizer.json'));
+    const tokenizer = hasTokenizer ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId) : null;
+    if (tokenizer && tokenizer.vocabSize > ckpt.spec.dVocab) {
+      throw new LoupeError(
+        `${ckpt.dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${ckpt.spec.dVocab}; they do not belong together`,
+      );
+    }
+    const threads = options.threads ?? Math.max(1, os.availableParallelism());
+    return new HookedModel(ckpt, compiled, tokenizer, threads);
+  }
+
+  get spec(): ModelSpec {
+    return this.checkpoint.spec;
+  }
+
+  /** Tokens of a text exactly as `run` feeds them, with UTF-16 spans. */
+  async tokenize(text: string, options?: EncodeOptions): Promise<Token[]> {
+    if (!this.tokenizer)
+      throw new LoupeError(`${this.checkpoint.dir}: no tokenizer.json, so text cannot be tokenized`);
+    return this.tokenizer.encode(text, options);
+  }
+
+  /** Runs several token sequences as one right-padded batch; returns each one's results at its own length. */
+  async run(batch: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult[]> {
+    const padded = await this.runPadded(batch, options);
+    const hooks = [...padded.hooks.keys()].map((name) => this.hookByName(name));
+    return padded.lengths.map((n, b) => ({
+      logits: cropBatchItem(padded.logits, b, [1], n),
+      hooks: new Map(
+        hooks.map((h) => [h.name, cropBatchItem(padded.hooks.get(h.name)!, b, tokenAxes(h), n)]),
+      ),
+    }));
+  }
+
+  /** The batched form of `run`, for callers that stream many texts and handle padding themselves. */
+  async runPadded(batch: readonly (readonly number[])[], options: RunOptions = {}): Promise<PaddedRunResult> {
+    const spec = this.spec;
+    if (batch.length === 0) throw new LoupeError('nothing to run: the batch is empty');
+    const lengths = batch.map((ids) => ids.length);
+    const T = Math.max(...lengths);
+    if (Math.min(...lengths) === 0) throw new LoupeError('cannot run an empty token sequence');
+    if (T > spec.nCtx) {
+      throw new LoupeError(
+        `${T} tokens exceed the model's context of ${spec.nCtx}; split the text or select less`,
+      );
+    }
+    const ids = new BigInt64Array(batch.length * T);
+    batch.forEach((seq, b) =>
+      seq.forEach((id, t) => {
+        if (!Number.isInteger(id) || id < 0 || id >= spec.dVocab) {
+          throw new LoupeError(`token id ${id} is outside the vocabulary (0..${spec.dVocab - 1})`);
+        }
+        ids[b * T + t] = BigInt(id);
+      }),
+    );
+    // Padding repeats token 0; causal attention keeps it from reaching real positions.
+    const hooks = selectHooks(spec, options.hooks ?? 'none');
+    const edits = options.edits ?? [];
+    const editHooks = edits.map((e) => this.hookByName(e.hook));
+    if (new Set(edits.map((e) => e.hook)).size !== edits.length) {
+      throw new LoupeError('each hook takes at most one edit per run; combine them into one mul and add');
+    }
+    const feeds: Record<string, Feed> = {
+      [INPUT_IDS]: { type: 'int64', dims: [batch.length, T], data: ids },
+    };
+    edits.forEach((e, i) => {
+      const shape = hookShape(spec, editHooks[i], batch.length, T);
+      const names = editInputNames(e.hook);
+      feeds[names.mul] = editFeed(e.hook, 'mul', e.mul, shape, 1);
+      feeds[names.add] = editFeed(e.hook, 'add', e.add, shape, 0);
+    });
+    const { session, hookOutputs } = await this.session(
+      hooks.map((h) => h.name),
+      edits.map((e) => e.hook),
+    );
+    const fetch = [LOGITS, ...new Set(hooks.map((h) => hookOutputs.get(h.name)!))];
+    const out = await session.run(feeds, fetch);
+    return {
+      lengths,
+      logits: out.get(LOGITS)!,
+      hooks: new Map(hooks.map((h) => [h.name, out.get(hookOutputs.get(h.name)!)!])),
+    };
+  }
+
+  hookByName(name: string): HookPoint {
+    const h = this.hookTable.find((x) => x.name === name);
+    if (!h) return selectHooks(this.spec, [name])[0]; // throws the helpful error
+    return h;
+  }
+
+  private session(
+    outputs: readonly string[],
+    edits: readonly string[],
+  ): Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }> {
+    const key = `o:${[...outputs].sort().join(',')}|e:${[...edits].sort().join(',')}`;
+    const cached = this.sessions.get(key);
+    if (cached) {
+      this.sessions.delete(key); // re-insert: the map's order is least recently used first
+      this.sessions.set(key, cached);
+      return cached;
+    }
+    const made = (async () => {
+      const built = buildTransformerGraph(this.spec, this.compiled.weights, WEIGHTS_FILE, {
+        outputs: new Set(outputs),
+        edits: new Set(edits),
+      });
+      const file = path.join(this.compiled.dir, `graph-${shortHash(key)}.onnx`);
+      // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
+      const tmp = `${file}.tmp-${process.pid}`;
+      fs.writeFileSync(tmp, built.bytes);
+      fs.renameSync(tmp, file);
+      const session = await GraphSession.create(file, { threads: this.threads });
+      return { session, hookOutputs: built.hookOutputs };
+    })();
+    made.catch(() => this.sessions.delete(key));
+    this.sessions.set(key, made);
+    while (this.sessions.size > MAX_LIVE_SESSIONS) {
+      const [oldKey, oldest] = this.sessions.entries().next().value as [string, typeof made];
+      this.sessions.delete(oldKey);
+      void oldest.then((s) => s.session.release()).catch(() => undefined);
+    }
+    return made;
+  }
+
+  async dispose(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    await Promise.all(all.map((p) => p.then((s) => s.session.release()).catch(() => undefined)));
+  }
+}
+
+function editFeed(
+  hook: string,
+  which: 'mul' | 'add',
+  t: Tensor | undefined,
+  shape: number[],
+  identity: number,
+): Feed {
+  if (!t) return { type: 'float32', dims: [1], data: new Float32Array([identity]) };
+  const dims = t.dims;
+  // Numpy broadcasting, aligned at the right; the edit must not grow the hook's shape.
+  const ok =
+    dims.length <= shape.length &&
+    dims.every((d, i) => {
+      const target = shape[shape.length - dims.length + i];
+      return d === 1 || d === target;
+    });
+  if (!ok) {
+    throw new LoupeError(
+      `edit '${which}' at ${hook} has shape [${dims.join(', ')}], which does not broadcast to the hook's [${shape.join(', ')}]`,
+    );
+  }
+  return { type: 'float32', dims, data: t.data };
+}
+
+function shortHash(s: string): string {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (let i = 0; i < s.length; i++) {
+    h1 = Math.imul(h1 ^ s.charCodeAt(i), 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ s.charCodeAt(i), 0x5bd1e995) >>> 0;
+  }
+  return h1.toString(16).padStart(8, '0') + h2.toString(16).padStart(8, '0');
+}

@@ -1,0 +1,49 @@
+/**
+ * Every onnxruntime call lives here: creating a session from a graph file and
+ * running it. The rest of the engine sees plain typed arrays.
+ */
+import * as ort from 'onnxruntime-node';
+import { Tensor } from './tensor';
+
+export interface RuntimeOptions {
+  /** Intra-op threads; 0 lets onnxruntime choose. */
+  readonly threads: number;
+}
+
+export type Feed =
+  | { readonly type: 'int64'; readonly dims: readonly number[]; readonly data: BigInt64Array }
+  | { readonly type: 'float32'; readonly dims: readonly number[]; readonly data: Float32Array };
+
+export class GraphSession {
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  static async create(file: string, options: RuntimeOptions): Promise<GraphSession> {
+    const session = await ort.InferenceSession.create(file, {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      intraOpNumThreads: options.threads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      enableCpuMemArena: true,
+      enableMemPattern: true,
+      logSeverityLevel: 3,
+    });
+    return new GraphSession(session);
+  }
+
+  async run(feeds: Readonly<Record<string, Feed>>, fetch: readonly string[]): Promise<Map<string, Tensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
+    const results = await this.session.run(ortFeeds, [...fetch]);
+    const out = new Map<string, Tensor>();
+    for (const name of fetch) {
+      const r = results[name];
+      out.set(name, { dims: [...r.dims], data: r.data as Float32Array });
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

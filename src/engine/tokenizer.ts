@@ -1,0 +1,147 @@
+/**
+ * Text → tokens with each token's span in the source text, in UTF-16 code
+ * units (VS Code's unit). Uses Hugging Face's `tokenizers` library on the
+ * checkpoint's own `tokenizer.json`.
+ *
+ * Spans: the library reports offsets in Unicode code points; they are mapped to
+ * UTF-16 here, so an emoji (one code point, two UTF-16 units) is spanned
+ * whole. Where a byte-level token holds only some of a character's UTF-8
+ * bytes (an emoji or CJK character split over two tokens), each of those
+ * tokens spans the whole character, so the spans overlap on it; no token has
+ * an empty span unless it covers no text at all (a prepended BOS: start = end = 0).
+ * Offset trimming (ByteLevel `trim_offsets`) is switched off, so a token such
+ * as " foo" spans its leading space too and the spans tile the text exactly.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from 'tokenizers';
+import { LoupeError } from './errors';
+
+export interface Token {
+  readonly id: number;
+  readonly text: string;
+  /** UTF-16 offsets into the source text; a prepended BOS has start = end = 0. */
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface EncodeOptions {
+  /** Prepend BOS when the tokenizer does not add one itself (TransformerLens's default). Default true. */
+  readonly prependBos?: boolean;
+}
+
+export class TextTokenizer {
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    /** BOS id Loupe prepends itself, or null when the tokenizer's post-processor adds it or there is none. */
+    private readonly bosId: number | null,
+    /** Whether encoding with special tokens adds a BOS of its own (Llama-style templates). */
+    private readonly addsBos: boolean,
+    readonly vocabSize: number,
+  ) {}
+
+  static async load(dir: string, bosFromConfig: number | null): Promise<TextTokenizer> {
+    const file = path.join(dir, 'tokenizer.json');
+    if (!fs.existsSync(file)) {
+      throw new LoupeError(
+        `${dir}: no tokenizer.json; Loupe needs the checkpoint's Hugging Face tokenizer to read text`,
+      );
+    }
+    let json: Record<string, unknown>;
+    try {
+      json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new LoupeError(`${file}: not valid JSON (${(err as Error).message})`);
+    }
+    disableOffsetTrimming(json);
+    let tokenizer: Tokenizer;
+    try {
+      tokenizer = Tokenizer.fromString(JSON.stringify(json));
+    } catch (err) {
+      throw new LoupeError(`${file}: the tokenizers library cannot load it (${(err as Error).message})`);
+    }
+    const bosToken = readBosToken(dir);
+    const bosId = (bosToken !== null ? tokenizer.tokenToId(bosToken) : null) ?? bosFromConfig;
+    // Does the tokenizer's own post-processor add BOS? Encode an empty string and see.
+    const probe = await tokenizer.encode('', null, { addSpecialTokens: true });
+    const probeIds = probe.getIds();
+    const addsBos = probeIds.length > 0 && bosId !== null && probeIds[0] === bosId;
+    return new TextTokenizer(tokenizer, addsBos ? null : bosId, addsBos, tokenizer.getVocabSize(true));
+  }
+
+  get bosTokenId(): number | null {
+    return this.bosId;
+  }
+
+  async encode(text: string, options: EncodeOptions = {}): Promise<Token[]> {
+    const prependBos = options.prependBos ?? true;
+    const enc = await this.tokenizer.encode(text, null, { addSpecialTokens: this.addsBos && prependBos });
+    const ids = enc.getIds();
+    const offsets = enc.getOffsets();
+    const special = enc.getSpecialTokensMask();
+    const toUtf16 = codePointToUtf16(text);
+    const tokens: Token[] = [];
+    if (prependBos && this.bosId !== null) {
+      tokens.push({ id: this.bosId, text: this.tokenizer.idToToken(this.bosId) ?? '', start: 0, end: 0 });
+    }
+    for (let i = 0; i < ids.length; i++) {
+      const [s, e] = special[i] ? [0, 0] : offsets[i];
+      const start = toUtf16(s);
+      const end = toUtf16(e);
+      tokens.push({ id: ids[i], text: text.slice(start, end), start, end });
+    }
+    return tokens;
+  }
+
+  async decode(ids: readonly number[]): Promise<string> {
+    return this.tokenizer.decode([...ids], false);
+  }
+
+  idToToken(id: number): string | null {
+    return this.tokenizer.idToToken(id);
+  }
+}
+
+/** Reads `bos_token` from tokenizer_config.json (a string or an AddedToken object), if any. */
+function readBosToken(dir: string): string | null {
+  const file = path.join(dir, 'tokenizer_config.json');
+  if (!fs.existsSync(file)) return null;
+  try {
+    const cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as { bos_token?: unknown };
+    const b = cfg.bos_token;
+    if (typeof b === 'string') return b;
+    if (b && typeof b === 'object' && typeof (b as { content?: unknown }).content === 'string') {
+      return (b as { content: string }).content;
+    }
+  } catch {
+    throw new LoupeError(`${file}: not valid JSON`);
+  }
+  return null;
+}
+
+/** Turns off ByteLevel offset trimming wherever it appears (ids do not change, only spans). */
+function disableOffsetTrimming(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(disableOffsetTrimming);
+    return;
+  }
+  if (node && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    if (o.type === 'ByteLevel' && 'trim_offsets' in o) o.trim_offsets = false;
+    if (o.type === 'RobertaProcessing' && 'trim_offsets' in o) o.trim_offsets = false;
+    for (const [k, v] of Object.entries(o)) {
+      if (k !== 'model' && k !== 'added_tokens') disableOffsetTrimming(v);
+    }
+  }
+}
+
+/** Maps code-point offsets of `text` to UTF-16 offsets. */
+function codePointToUtf16(text: string): (cp: number) => number {
+  const table: number[] = [0];
+  let u = 0;
+  for (const ch of text) {
+    u += ch.length;
+    table.push(u);
+  }
+  return (cp) => table[Math.min(Math.max(cp, 0), table.length - 1)];
+}
