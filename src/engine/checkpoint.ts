@@ -43,6 +43,13 @@ export class CheckpointWeights {
     return e && { file: e.file.file, info: e.info };
   }
 
+  /** Appends one tensor as f32 to an open file without holding it whole; returns the bytes written. */
+  streamF32To(name: string, outFd: number): number {
+    const e = this.byName.get(name);
+    if (!e) throw new LoupeError(`checkpoint has no tensor '${name}'`);
+    return e.file.streamF32To(name, outFd);
+  }
+
   read(name: string): HostTensor {
     const e = this.byName.get(name);
     if (!e) throw new LoupeError(`checkpoint has no tensor '${name}'`);

@@ -14,6 +14,7 @@ import { Checkpoint } from './checkpoint';
 import { LoupeError } from './errors';
 import { HostTensor, ModelSpec } from './families/spec';
 import { ExternalTensor } from './graph/builder';
+import { assertFinite } from './safetensors';
 
 /** Bump when the weights layout or graphs change, so old caches are not reused. */
 const FORMAT_VERSION = 3;
@@ -67,9 +68,16 @@ export function compileCheckpoint(
     try {
       let done = 0;
       for (const [name, recipe] of recipes) {
-        const t = recipe.make((n) => ckpt.weights.read(n));
-        checkFinite(ckpt, name, t);
-        write(name, t);
+        if (recipe.direct) {
+          const [source, shape] = recipe.sources[0];
+          const length = ckpt.weights.streamF32To(source, fd);
+          manifest[name] = { offset, length, dims: [...shape] };
+          offset += length;
+        } else {
+          const t = recipe.make((n) => ckpt.weights.read(n));
+          assertFinite(t.data, `${ckpt.dir}: weight '${name}'`);
+          write(name, t);
+        }
         onProgress?.({ stage: 'weights', done: ++done, total: recipes.size });
       }
       if (ckpt.spec.positional === 'rotary') {
@@ -118,16 +126,6 @@ function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']
           `${found.file}: tensor '${name}' is ${found.info.dtype}; weights must be F32, F16 or BF16`,
         );
       }
-    }
-  }
-}
-
-function checkFinite(ckpt: Checkpoint, name: string, t: HostTensor): void {
-  for (let i = 0; i < t.data.length; i++) {
-    if (!Number.isFinite(t.data[i])) {
-      throw new LoupeError(
-        `${ckpt.dir}: weight '${name}' holds a non-finite value (NaN or infinity); the checkpoint is corrupt`,
-      );
     }
   }
 }

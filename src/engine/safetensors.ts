@@ -103,24 +103,60 @@ export class SafetensorsFile {
   readBytes(name: string): Buffer {
     const t = this.info(name);
     const buf = Buffer.alloc(t.end - t.begin);
-    const fd = fs.openSync(this.file, 'r');
-    try {
-      let done = 0;
-      while (done < buf.length) {
-        const n = fs.readSync(fd, buf, done, buf.length - done, t.begin + done);
-        if (n === 0) throw new LoupeError(`${this.file}: unexpected end of file reading '${name}'`);
-        done += n;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.readRange(t.begin, buf, name);
     return buf;
   }
 
   /** One floating-point tensor widened to f32. */
   readF32(name: string): Float32Array {
     const t = this.info(name);
+    if (t.dtype === 'F32') {
+      // Read straight into the result: one allocation, no intermediate buffer.
+      const out = new Float32Array((t.end - t.begin) / 4);
+      this.readRange(t.begin, new Uint8Array(out.buffer), name);
+      return out;
+    }
     return toF32(t.dtype, this.readBytes(name), `${this.file}: tensor '${name}'`);
+  }
+
+  /**
+   * Appends one tensor, widened to f32, to an open file, a chunk at a time: how
+   * a large checkpoint is converted without holding a whole tensor twice.
+   * Returns the number of bytes written.
+   */
+  streamF32To(name: string, outFd: number): number {
+    const t = this.info(name);
+    const what = `${this.file}: tensor '${name}'`;
+    const width = DTYPE_BYTES[t.dtype];
+    const chunkElems = 1 << 20;
+    const inBuf = Buffer.alloc(chunkElems * width);
+    let written = 0;
+    for (let pos = t.begin; pos < t.end; pos += inBuf.length) {
+      const len = Math.min(inBuf.length, t.end - pos);
+      const chunk = inBuf.subarray(0, len);
+      this.readRange(pos, chunk, name);
+      const values =
+        t.dtype === 'F32' ? new Float32Array(chunk.buffer, 0, len / 4) : toF32(t.dtype, chunk, what);
+      assertFinite(values, what);
+      const f32 = new Uint8Array(values.buffer, 0, values.byteLength);
+      fs.writeSync(outFd, f32);
+      written += f32.length;
+    }
+    return written;
+  }
+
+  private readRange(position: number, into: Uint8Array, name: string): void {
+    const fd = fs.openSync(this.file, 'r');
+    try {
+      let done = 0;
+      while (done < into.length) {
+        const n = fs.readSync(fd, into, done, into.length - done, position + done);
+        if (n === 0) throw new LoupeError(`${this.file}: unexpected end of file reading '${name}'`);
+        done += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 }
 
@@ -205,6 +241,17 @@ const f16Table = (() => {
   }
   return table;
 })();
+
+/** Weights with NaN or infinity are corrupt (or diverged): refuse them before they poison every output. */
+export function assertFinite(values: Float32Array, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new LoupeError(
+        `${what} holds a non-finite value (NaN or infinity) at index ${i}; the checkpoint is corrupt`,
+      );
+    }
+  }
+}
 
 function halfWords(bytes: Buffer): Uint16Array {
   const copy = new Uint8Array(bytes.length);

@@ -51,7 +51,7 @@ export const gpt2: FamilyDefinition = {
     const d = spec.dModel;
     const m = new Map<string, WeightRecipe>();
     const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[p + hf, shape]], make: (read) => read(p + hf) });
+      m.set(engine, { sources: [[p + hf, shape]], make: (read) => read(p + hf), direct: true });
     };
     direct('W_E', 'wte.weight', [spec.dVocab, d]);
     direct('W_pos', 'wpe.weight', [spec.nCtx, d]);

@@ -84,7 +84,7 @@ export const llama: FamilyDefinition = {
     const kvDim = spec.nKvHeads * spec.dHead;
     const m = new Map<string, WeightRecipe>();
     const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf) });
+      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf), direct: true });
     };
     const linear = (engine: string, hf: string, outF: number, inF: number): void => {
       m.set(engine, { sources: [[hf, [outF, inF]]], make: (read) => transpose2d(read(hf)) });

@@ -68,7 +68,7 @@ export const neox: FamilyDefinition = {
       m.set(engine, { sources: [[hf, [outF, inF]]], make: (read) => transpose2d(read(hf)) });
     };
     const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf) });
+      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf), direct: true });
     };
     // Row order [head][q|k|v][d_head] → [q|k|v][head][d_head].
     const regroup = (t: HostTensor): HostTensor => {

@@ -71,6 +71,8 @@ export interface WeightRecipe {
    */
   readonly sources: ReadonlyArray<readonly [name: string, shape: readonly number[]]>;
   readonly make: (read: (name: string) => HostTensor) => HostTensor;
+  /** The weight is its one source as stored (no transform), so it can be streamed. */
+  readonly direct?: boolean;
 }
 
 export interface FamilyDefinition {

@@ -1,0 +1,87 @@
+/** Shared test helpers: temporary folders and tiny checkpoints written on the fly. */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TensorToWrite, writeSafetensors } from '../../src/engine/safetensors';
+
+export const FIXTURES = path.join(__dirname, '..', 'fixtures');
+
+export function tempDir(prefix = 'loupe-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A deterministic generator, so tests that make weights are repeatable. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+export interface TinyGpt2 {
+  readonly dir: string;
+  readonly config: Record<string, unknown>;
+  readonly tensors: Map<string, TensorToWrite>;
+}
+
+/** A random 2-layer GPT-2 in the original upload's key layout (no `transformer.` prefix). */
+export function writeTinyGpt2(dir: string, seed = 1, overrides: Record<string, unknown> = {}): TinyGpt2 {
+  const d = 16;
+  const L = 2;
+  const V = 40;
+  const C = 32;
+  const rand = seededRandom(seed);
+  const t = (shape: number[]): TensorToWrite => ({
+    dtype: 'F32',
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * 0.5),
+  });
+  const tensors = new Map<string, TensorToWrite>();
+  tensors.set('wte.weight', t([V, d]));
+  tensors.set('wpe.weight', t([C, d]));
+  for (let l = 0; l < L; l++) {
+    const p = `h.${l}.`;
+    tensors.set(`${p}ln_1.weight`, t([d]));
+    tensors.set(`${p}ln_1.bias`, t([d]));
+    tensors.set(`${p}attn.c_attn.weight`, t([d, 3 * d]));
+    tensors.set(`${p}attn.c_attn.bias`, t([3 * d]));
+    tensors.set(`${p}attn.c_proj.weight`, t([d, d]));
+    tensors.set(`${p}attn.c_proj.bias`, t([d]));
+    tensors.set(`${p}ln_2.weight`, t([d]));
+    tensors.set(`${p}ln_2.bias`, t([d]));
+    tensors.set(`${p}mlp.c_fc.weight`, t([d, 4 * d]));
+    tensors.set(`${p}mlp.c_fc.bias`, t([4 * d]));
+    tensors.set(`${p}mlp.c_proj.weight`, t([4 * d, d]));
+    tensors.set(`${p}mlp.c_proj.bias`, t([d]));
+  }
+  tensors.set('ln_f.weight', t([d]));
+  tensors.set('ln_f.bias', t([d]));
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+  const config = {
+    model_type: 'gpt2',
+    n_embd: d,
+    n_layer: L,
+    n_head: 4,
+    n_positions: C,
+    vocab_size: V,
+    ...overrides,
+  };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+  return { dir, config, tensors };
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x === y) continue; // equal infinities (masked attention scores) match
+    const d = Math.abs(x - y);
+    if (Number.isNaN(d)) return Infinity; // NaN, or infinities of different sign
+    if (d > m) m = d;
+  }
+  return m;
+}
