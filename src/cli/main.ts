@@ -227,7 +227,9 @@ main(process.argv.slice(2)).then(
     const code = (err as { code?: unknown }).code;
     const known =
       err instanceof LoupeError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
-    const msg = known ? errorMessage(err) : `internal error: ${errorMessage(err)}`;
+    // One line, always: the first line of what went wrong is the part that says it.
+    const first = errorMessage(err).split('\n')[0];
+    const msg = known ? first : `internal error: ${first}`;
     process.stderr.write(`loupe: ${msg}\n`);
     process.exit(1);
   },

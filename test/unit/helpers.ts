@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as tk from 'tokenizers';
 import { TensorToWrite, writeSafetensors } from '../../src/engine/safetensors';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
@@ -26,11 +27,15 @@ export interface TinyGpt2 {
 }
 
 /** A random 2-layer GPT-2 in the original upload's key layout (no `transformer.` prefix). */
-export function writeTinyGpt2(dir: string, seed = 1, overrides: Record<string, unknown> = {}): TinyGpt2 {
+export function writeTinyGpt2(
+  dir: string,
+  seed = 1,
+  overrides: Record<string, unknown> = {},
+  V = 40,
+): TinyGpt2 {
   const d = 16;
   const L = 2;
-  const V = 40;
-  const C = 32;
+  const C = typeof overrides.n_positions === 'number' ? overrides.n_positions : 32;
   const rand = seededRandom(seed);
   const t = (shape: number[]): TensorToWrite => ({
     dtype: 'F32',
@@ -84,4 +89,32 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (d > m) m = d;
   }
   return m;
+}
+
+/** A byte-level BPE tokenizer like GPT-2's, with a few merges, one of them inside a CJK character. */
+export function writeByteLevelTokenizer(dir: string): void {
+  const alphabet = tk.byteLevelAlphabet();
+  const vocab: Record<string, number> = {};
+  alphabet.forEach((c, i) => (vocab[c] = i));
+  const merges: [string, string][] = [
+    ['Ġ', 't'],
+    ['Ġt', 'h'],
+    ['ä', '¸'], // first two bytes of 世 (e4 b8 96): a token that holds part of a character
+    ['l', 'l'],
+    ['ll', 'o'],
+  ];
+  for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
+  const tokenizer = new tk.Tokenizer(tk.BPE.init(vocab, merges));
+  tokenizer.setPreTokenizer(tk.byteLevelPreTokenizer(false, true));
+  tokenizer.setPostProcessor(tk.byteLevelProcessing(true));
+  tokenizer.addSpecialTokens(['<|endoftext|>']);
+  const file = path.join(dir, 'tokenizer.json');
+  tokenizer.save(file, false);
+  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  json.decoder = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
+  fs.writeFileSync(file, JSON.stringify(json));
+  fs.writeFileSync(
+    path.join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' }),
+  );
 }

@@ -4,38 +4,8 @@
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import * as tk from 'tokenizers';
 import { TextTokenizer, Token } from '../../src/engine/tokenizer';
-import { tempDir } from './helpers';
-
-/** A byte-level BPE tokenizer like GPT-2's, with a few merges, one of them inside a CJK character. */
-function writeByteLevelTokenizer(dir: string): void {
-  const alphabet = tk.byteLevelAlphabet();
-  const vocab: Record<string, number> = {};
-  alphabet.forEach((c, i) => (vocab[c] = i));
-  const merges: [string, string][] = [
-    ['Ġ', 't'],
-    ['Ġt', 'h'],
-    ['ä', '¸'], // first two bytes of 世 (e4 b8 96): a token that holds part of a character
-    ['l', 'l'],
-    ['ll', 'o'],
-  ];
-  for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
-  const tokenizer = new tk.Tokenizer(tk.BPE.init(vocab, merges));
-  tokenizer.setPreTokenizer(tk.byteLevelPreTokenizer(false, true));
-  tokenizer.setPostProcessor(tk.byteLevelProcessing(true));
-  tokenizer.addSpecialTokens(['<|endoftext|>']);
-  const file = path.join(dir, 'tokenizer.json');
-  tokenizer.save(file, false);
-  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  json.decoder = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
-  fs.writeFileSync(file, JSON.stringify(json));
-  fs.writeFileSync(
-    path.join(dir, 'tokenizer_config.json'),
-    JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' }),
-  );
-}
+import { tempDir, writeByteLevelTokenizer } from './helpers';
 
 const HARD_TEXT = 'héllo the 世界 🙂👍🏽\r\n\tx\u0301 end\r\n';
 
@@ -89,10 +59,14 @@ describe('tokenizer spans', () => {
     const emoji = HARD_TEXT.indexOf('🙂');
     const onEmoji = body.filter((t) => t.start <= emoji && t.end > emoji);
     assert.ok(onEmoji.length >= 2, 'the emoji is split over several byte tokens');
-    for (const t of onEmoji) assert.deepEqual([t.start, t.end], [emoji, emoji + 2], 'each spans the whole emoji');
+    for (const t of onEmoji)
+      assert.deepEqual([t.start, t.end], [emoji, emoji + 2], 'each spans the whole emoji');
     const cr = HARD_TEXT.indexOf('\r');
     assert.ok(body.some((t) => t.start === cr && t.text.startsWith('\r')));
-    assert.ok(body.some((t) => t.text === ' th'), 'leading spaces belong to their token (no trimming)');
+    assert.ok(
+      body.some((t) => t.text === ' th'),
+      'leading spaces belong to their token (no trimming)',
+    );
   });
 
   it('spans a CJK character split inside a merge on both tokens', async () => {
