@@ -1,0 +1,641 @@
+"""Write the engine's reference fixtures into test/fixtures/<name>/.
+
+Each fixture is a real Hugging Face checkpoint folder (config.json, weights in
+safetensors, possibly sharded, tokenizer.json + tokenizer_config.json) of a tiny
+random model, plus the expected values:
+
+    reference.safetensors   caseN.input_ids (I64 [1,T]), caseN.logits, caseN.<hook> for every hook,
+                            editN.<hook>.mul / editN.<hook>.add (the edits), editN.logits,
+                            editN.<output hook>; all floats F32
+    reference.json          {"cases": [...], "hooks": [...], "edits": [...], ...} (see README.md)
+
+Expected values are computed in float64 from the weights exactly as stored
+(f16 / bf16 weights are rounded first, then upcast) and then cast to float32.
+Rerunnable and seeded:  python3 tools/reference/make_fixtures.py [--out DIR] [--only NAME ...]
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bpe_tokenizer import ByteBPE, train  # noqa: E402
+from hf_folder import read_weights, write_weights  # noqa: E402
+from models import build_model  # noqa: E402
+from safetensors_io import save_file  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TOLERANCE = 1e-4
+VOCAB = 300
+N_MERGES = 40
+EOT = "<|endoftext|>"
+BOS = "<s>"
+
+TRAINING_TEXT = """\
+The model reads the text one token at a time. Each layer adds what it finds to the residual stream,
+and the attention heads move information between the positions of the sequence.
+def forward(self, input_ids):
+    hidden = self.embed(input_ids)
+    for layer in self.layers:
+        hidden = layer(hidden)
+    return self.unembed(self.norm(hidden))
+for (let i = 0; i < tokens.length; i++) { total += weights[i] * tokens[i]; }
+In the beginning the weights are random; then the loss goes down and the heads start to attend.
+const result = await model.run([ids], { hooks: 'all' });
+"""
+
+CASE_TEXTS = {
+    "case0": "The heads read the residual stream and write to it.",
+    "case1": "def forward(self, x): return x",
+}
+CASE_LENGTHS = {"case0": 9, "case1": 5}
+
+# ---------------------------------------------------------------------------
+# The fixtures
+# ---------------------------------------------------------------------------
+
+TOKEN_IDS = {}  # filled by make_tokenizers(): EOT / BOS ids
+
+
+def gpt2_config(prefix_style):
+    eot = TOKEN_IDS[EOT]
+    common = {
+        "activation_function": "gelu_new",
+        "architectures": ["GPT2LMHeadModel"],
+        "attn_pdrop": 0.1,
+        "bos_token_id": eot,
+        "embd_pdrop": 0.1,
+        "eos_token_id": eot,
+        "initializer_range": 0.02,
+        "layer_norm_epsilon": 1e-05,
+        "model_type": "gpt2",
+        "n_ctx": 64,
+        "n_embd": 32,
+        "n_head": 4,
+        "n_layer": 2,
+        "n_positions": 64,
+        "resid_pdrop": 0.1,
+        "vocab_size": VOCAB,
+    }
+    if prefix_style:  # a modern save: every key spelled out, an explicit n_inner
+        common.update({
+            "n_inner": 64,
+            "reorder_and_upcast_attn": False,
+            "scale_attn_by_inverse_layer_idx": False,
+            "scale_attn_weights": True,
+            "summary_activation": None,
+            "summary_first_dropout": 0.1,
+            "summary_proj_to_labels": True,
+            "summary_type": "cls_index",
+            "summary_use_proj": True,
+            "torch_dtype": "float32",
+            "use_cache": True,
+        })
+    else:  # like the original upload: no n_inner (-> 4 * n_embd), defaults left out
+        common.update({"torch_dtype": "float16"})
+    return common
+
+
+def neox_config(parallel):
+    eot = TOKEN_IDS[EOT]
+    c = {
+        "architectures": ["GPTNeoXForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": eot,
+        "classifier_dropout": 0.1,
+        "eos_token_id": eot,
+        "hidden_act": "gelu",
+        "hidden_dropout": 0.0,
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 128 if parallel else 96,
+        "layer_norm_eps": 1e-05,
+        "max_position_embeddings": 64,
+        "model_type": "gpt_neox",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "rope_scaling": None,
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "use_parallel_residual": parallel,
+        "vocab_size": VOCAB,
+    }
+    if parallel:  # Pythia's spelling
+        c.update({"rotary_pct": 0.25, "rotary_emb_base": 10000})
+    else:  # the newer spelling of the base, and a base other than the default
+        c.update({"rotary_pct": 0.5, "rope_theta": 1000.0})
+    return c
+
+
+def llama_config():
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": TOKEN_IDS[BOS],
+        "eos_token_id": TOKEN_IDS[EOT],
+        "hidden_act": "silu",
+        "hidden_size": 64,
+        "initializer_range": 0.02,
+        "intermediate_size": 96,
+        "max_position_embeddings": 64,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": 8,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": None,
+        "rope_theta": 10000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "use_cache": True,
+        "vocab_size": VOCAB,
+    }
+
+
+def qwen2_config():
+    return {
+        "architectures": ["Qwen2ForCausalLM"],
+        "attention_dropout": 0.0,
+        "bos_token_id": TOKEN_IDS[BOS],
+        "eos_token_id": TOKEN_IDS[EOT],
+        "hidden_act": "silu",
+        "hidden_size": 32,
+        "initializer_range": 0.02,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+        "max_window_layers": 2,
+        "model_type": "qwen2",
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 2,
+        "rms_norm_eps": 1e-06,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": None,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "use_sliding_window": False,
+        "vocab_size": VOCAB,
+    }
+
+
+# name -> how to make it. store: dtype in the weight files; export: kwargs of hf_state_dict;
+# shards: None (one model.safetensors) or a list of key-prefix groups, one shard each.
+FIXTURES = {
+    "gpt2": dict(config=lambda: gpt2_config(True), store=torch.float32, export=dict(prefix="transformer.", lm_head=True)),
+    "gpt2-noprefix": dict(config=lambda: gpt2_config(False), store=torch.float16,
+                          export=dict(prefix="", lm_head=False, buffers=True)),
+    "neox-parallel": dict(config=lambda: neox_config(True), store=torch.float32, export=dict(buffers=True)),
+    "neox-sequential": dict(config=lambda: neox_config(False), store=torch.float32, export=dict(),
+                            shards=[("gpt_neox.embed_in.", "gpt_neox.layers.0."),
+                                    ("gpt_neox.layers.1.", "gpt_neox.final_layer_norm.", "embed_out.")]),
+    "llama-gqa": dict(config=llama_config, store=torch.bfloat16, export=dict(), bos=True),
+    "qwen2": dict(config=qwen2_config, store=torch.float32, export=dict(), bos=True),
+}
+
+# ---------------------------------------------------------------------------
+# Weights
+# ---------------------------------------------------------------------------
+
+
+def init_weights(model, gen, store):
+    """Non-trivial random weights, rounded to the storage dtype (the model itself stays float64)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            leaf = name.rsplit(".", 1)[-1]
+            is_norm = any(s in name for s in ("ln_", "layernorm", "layer_norm", ".norm.")) or name.startswith("model.norm")
+            if is_norm and leaf == "weight":
+                v = 1.0 + 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            elif leaf == "bias":
+                v = 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            elif p.dim() == 2 and ("wte" in name or "wpe" in name or "embed_in" in name or "embed_tokens" in name):
+                v = 0.3 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            else:
+                v = 0.2 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            p.copy_(v.to(store).to(torch.float64))
+
+
+def to_storage(tensors, store):
+    """The model's float64 tensors in the storage dtype; buffers made in their own dtype stay as they are."""
+    return {k: (v.to(store) if v.dtype == torch.float64 else v) for k, v in tensors.items()}
+
+
+# ---------------------------------------------------------------------------
+# Tokenizers
+# ---------------------------------------------------------------------------
+
+
+def make_tokenizers():
+    merges = train(TRAINING_TEXT, N_MERGES)
+    plain = ByteBPE(merges, [EOT])
+    with_bos = ByteBPE(merges, [EOT, BOS])
+    TOKEN_IDS[EOT] = with_bos.specials[EOT]
+    TOKEN_IDS[BOS] = with_bos.specials[BOS]
+    assert plain.specials[EOT] == TOKEN_IDS[EOT]
+    assert len(with_bos.vocab) <= VOCAB
+    return plain, with_bos
+
+
+def write_tokenizer(folder, tok, bos):
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok.to_json(bos=BOS if bos else None), f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    if bos:
+        cfg = {"add_bos_token": True, "add_eos_token": False, "bos_token": BOS, "eos_token": EOT,
+               "clean_up_tokenization_spaces": False, "model_max_length": 64,
+               "tokenizer_class": "PreTrainedTokenizerFast"}
+    else:
+        cfg = {"add_prefix_space": False, "bos_token": EOT, "eos_token": EOT, "unk_token": EOT,
+               "clean_up_tokenization_spaces": False, "model_max_length": 64, "tokenizer_class": "GPT2Tokenizer"}
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+
+
+def case_ids(tok, bos):
+    out = {}
+    for name, text in CASE_TEXTS.items():
+        ids = ([tok.specials[BOS]] if bos else []) + tok.encode(text)
+        assert len(ids) >= CASE_LENGTHS[name], (name, len(ids))
+        out[name] = ids[: CASE_LENGTHS[name]]
+    return out
+
+
+def node_check(folder, tok, bos):
+    """Load tokenizer.json with the tokenizers library (node) and compare its ids with ours."""
+    script = (
+        "const {Tokenizer}=require('tokenizers');"
+        "const t=Tokenizer.fromFile(process.argv[1]);"
+        "const texts=JSON.parse(process.argv[2]);"
+        "Promise.all(texts.map(s=>t.encode(s))).then(es=>console.log(JSON.stringify(es.map(e=>e.getIds()))));"
+    )
+    texts = list(CASE_TEXTS.values()) + ["héllo 世界 🙂", TRAINING_TEXT]
+    try:
+        res = subprocess.run(["node", "-e", script, os.path.join(folder, "tokenizer.json"), json.dumps(texts)],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"  (tokenizer not checked in node: {e})")
+        return
+    if res.returncode != 0:
+        if "Cannot find module" in res.stderr:
+            print("  (tokenizer not checked in node: the tokenizers package is not installed)")
+            return
+        raise RuntimeError(f"node could not load {folder}/tokenizer.json:\n{res.stderr}")
+    got = json.loads(res.stdout)
+    prefix = [tok.specials[BOS]] if bos else []
+    for text, ids in zip(texts[:2] + texts[3:], got[:2] + got[3:]):  # ASCII texts: our split is exact
+        assert ids == prefix + tok.encode(text), (text, ids, prefix + tok.encode(text))
+    assert all(0 <= i < len(tok.vocab) for ids in got for i in ids)
+
+
+# ---------------------------------------------------------------------------
+# Expected values and self-checks
+# ---------------------------------------------------------------------------
+
+
+def hook_shapes(config, T):
+    """The shape every hook must have for one text of length T (from the config alone)."""
+    mt = config["model_type"]
+    if mt == "gpt2":
+        d, H, L = config["n_embd"], config["n_head"], config["n_layer"]
+        Hkv, dh, d_mlp = H, d // H, config.get("n_inner") or 4 * d
+    else:
+        d, H, L = config["hidden_size"], config["num_attention_heads"], config["num_hidden_layers"]
+        Hkv = config.get("num_key_value_heads") or H
+        dh = config.get("head_dim") or d // H
+        d_mlp = config["intermediate_size"]
+    rotary = mt != "gpt2"
+    gated = mt in ("llama", "qwen2")
+    parallel = mt == "gpt_neox" and config.get("use_parallel_residual", True)
+    s = {"hook_embed": [1, T, d]}
+    if mt == "gpt2":
+        s["hook_pos_embed"] = [1, T, d]
+    for l in range(L):
+        b = f"blocks.{l}."
+        s[b + "hook_resid_pre"] = [1, T, d]
+        s[b + "ln1.hook_scale"] = [1, T, 1]
+        s[b + "ln1.hook_normalized"] = [1, T, d]
+        s[b + "attn.hook_q"] = [1, T, H, dh]
+        s[b + "attn.hook_k"] = [1, T, Hkv, dh]
+        s[b + "attn.hook_v"] = [1, T, Hkv, dh]
+        if rotary:
+            s[b + "attn.hook_rot_q"] = [1, T, H, dh]
+            s[b + "attn.hook_rot_k"] = [1, T, Hkv, dh]
+        s[b + "attn.hook_attn_scores"] = [1, H, T, T]
+        s[b + "attn.hook_pattern"] = [1, H, T, T]
+        s[b + "attn.hook_z"] = [1, T, H, dh]
+        s[b + "attn.hook_result"] = [1, T, H, d]
+        s[b + "hook_attn_out"] = [1, T, d]
+        if not parallel:
+            s[b + "hook_resid_mid"] = [1, T, d]
+        s[b + "ln2.hook_scale"] = [1, T, 1]
+        s[b + "ln2.hook_normalized"] = [1, T, d]
+        s[b + "mlp.hook_pre"] = [1, T, d_mlp]
+        if gated:
+            s[b + "mlp.hook_pre_linear"] = [1, T, d_mlp]
+        s[b + "mlp.hook_post"] = [1, T, d_mlp]
+        s[b + "hook_mlp_out"] = [1, T, d]
+        s[b + "hook_resid_post"] = [1, T, d]
+    s["ln_final.hook_scale"] = [1, T, 1]
+    s["ln_final.hook_normalized"] = [1, T, d]
+    return s
+
+
+def close(a, b, tol=1e-9, what=""):
+    a, b = a.double(), b.double()
+    assert a.shape == b.shape, f"{what}: shapes {tuple(a.shape)} vs {tuple(b.shape)}"
+    fin = torch.isfinite(b)
+    assert torch.equal(torch.isfinite(a), fin), f"{what}: infinities differ"
+    assert torch.equal(a[~fin], b[~fin]), f"{what}: infinities differ"
+    diff = (a[fin] - b[fin]).abs().max().item() if fin.any() else 0.0
+    assert diff <= tol, f"{what}: max abs diff {diff}"
+
+
+def unembed_and_final_norm(model):
+    """(W_U [vocab, d], final norm weight multiplying the normalized value, or None for LayerNorm)."""
+    mt = model.config["model_type"]
+    if mt == "gpt2":
+        return model.transformer.wte.weight, None
+    if mt == "gpt_neox":
+        return model.embed_out.weight, None
+    return model.unembed_weight(), model.model.norm.weight
+
+
+def attention_params(model, l):
+    """(scale, W_O [H,dh,d], b_O or None) of layer l, read straight from the HF-named weights."""
+    c = model.config
+    mt = c["model_type"]
+    if mt == "gpt2":
+        d, H = c["n_embd"], c["n_head"]
+        a = model.transformer.h[l].attn
+        return a.scale, a.c_proj.weight.view(H, d // H, d), a.c_proj.bias
+    if mt == "gpt_neox":
+        d, H = c["hidden_size"], c["num_attention_heads"]
+        a = model.gpt_neox.layers[l].attention
+        return 1 / math.sqrt(d // H), a.dense.weight.t().reshape(H, d // H, d), a.dense.bias
+    a = model.model.layers[l].self_attn
+    return 1 / math.sqrt(a.d_head), a.o_proj.weight.t().reshape(a.n_head, a.d_head, -1), a.o_proj.bias
+
+
+def self_check(model, ids, logits, cache):
+    """Consistency checks that would catch a wrong hook or a wrong wiring."""
+    c = model.config
+    mt = c["model_type"]
+    L = len(hook_layers(model))
+    T = ids.shape[1]
+    # shapes, and exactly the expected set of hooks
+    shapes = hook_shapes(c, T)
+    assert set(cache) == set(shapes), (set(cache) ^ set(shapes))
+    for k, s in shapes.items():
+        assert list(cache[k].shape) == s, (k, list(cache[k].shape), s)
+    # the plain forward (no hooks) gives the same logits
+    close(model(ids), logits, 1e-10, "plain vs hooked logits")
+    # logits = final normalized (times the RMSNorm weight) @ W_U^T
+    W_U, w_norm = unembed_and_final_norm(model)
+    x = cache["ln_final.hook_normalized"]
+    close(logits, (x * w_norm if w_norm is not None else x) @ W_U.t(), 1e-10, "logits from ln_final")
+    # normalisation hooks recomputed from their inputs
+    for l in range(L):
+        b = f"blocks.{l}."
+        parallel = b + "hook_resid_mid" not in cache
+        ln2_in = cache[b + "hook_resid_pre"] if parallel else cache[b + "hook_resid_mid"]
+        for ln, inp in (("ln1", cache[b + "hook_resid_pre"]), ("ln2", ln2_in)):
+            close(cache[b + ln + ".hook_scale"], norm_scale(inp, c), 1e-12, b + ln)
+        # attention: scores per head from the (rotated) q and k, by a loop over heads
+        scale, W_O, b_O = attention_params(model, l)
+        q = cache.get(b + "attn.hook_rot_q", cache[b + "attn.hook_q"])
+        k = cache.get(b + "attn.hook_rot_k", cache[b + "attn.hook_k"])
+        v = cache[b + "attn.hook_v"]
+        H, Hkv = q.shape[2], k.shape[2]
+        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        for h in range(H):
+            kv = h // (H // Hkv)
+            s = (q[0, :, h] @ k[0, :, kv].t()) * scale
+            s = s.masked_fill(~causal, float("-inf"))
+            close(cache[b + "attn.hook_attn_scores"][0, h], s, 1e-10, f"{b} scores head {h}")
+            close(cache[b + "attn.hook_z"][0, :, h], cache[b + "attn.hook_pattern"][0, h] @ v[0, :, kv], 1e-10, "z")
+            close(cache[b + "attn.hook_result"][0, :, h], cache[b + "attn.hook_z"][0, :, h] @ W_O[h], 1e-10, "result")
+        close(cache[b + "attn.hook_pattern"].sum(-1), torch.ones(1, H, T, dtype=torch.float64), 1e-12, "pattern rows")
+        # attn_out = sum of results + b_O
+        out = cache[b + "attn.hook_result"].sum(2) + (b_O if b_O is not None else 0)
+        close(cache[b + "hook_attn_out"], out, 1e-10, b + "attn_out")
+        # rotary: position 0 is not rotated, and a rotation keeps the norm
+        if b + "attn.hook_rot_q" in cache:
+            for x, rx in (("hook_q", "hook_rot_q"), ("hook_k", "hook_rot_k")):
+                close(cache[b + "attn." + rx][:, 0], cache[b + "attn." + x][:, 0], 1e-12, "rot at 0")
+                close(cache[b + "attn." + rx].norm(dim=-1), cache[b + "attn." + x].norm(dim=-1), 1e-10, "rot norm")
+        # the residual stream adds up
+        pre = cache[b + "hook_resid_pre"]
+        if parallel:
+            close(cache[b + "hook_resid_post"], pre + cache[b + "hook_attn_out"] + cache[b + "hook_mlp_out"], 1e-10, "par")
+        else:
+            close(cache[b + "hook_resid_mid"], pre + cache[b + "hook_attn_out"], 1e-10, "mid")
+            close(cache[b + "hook_resid_post"], cache[b + "hook_resid_mid"] + cache[b + "hook_mlp_out"], 1e-10, "post")
+        if l + 1 < L:
+            close(cache[f"blocks.{l + 1}.hook_resid_pre"], cache[b + "hook_resid_post"], 0, "resid chain")
+    first = cache["hook_embed"] + cache.get("hook_pos_embed", 0)
+    close(cache["blocks.0.hook_resid_pre"], first, 0, "embed sum")
+
+
+def norm_scale(x, c):
+    """hook_scale of a norm fed x: LayerNorm centres first, RMSNorm does not."""
+    if c["model_type"] in ("gpt2", "gpt_neox"):
+        x = x - x.mean(-1, keepdim=True)
+        eps = c.get("layer_norm_epsilon", c.get("layer_norm_eps", 1e-5))
+    else:
+        eps = c.get("rms_norm_eps", 1e-6)
+    return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
+
+
+def hook_layers(model):
+    if hasattr(model, "transformer"):
+        return model.transformer.h
+    if hasattr(model, "gpt_neox"):
+        return model.gpt_neox.layers
+    return model.model.layers
+
+
+def batch_checks(model, cases):
+    """A batch equals its rows alone, and (causality) a prefix gives the prefix's values."""
+    long_ids, short_ids = cases["case0"], cases["case1"]
+    T = short_ids.shape[1]
+    batch = torch.cat([long_ids[:, :T], short_ids], dim=0)
+    _, cb = model.run_with_cache(batch)
+    _, c_long = model.run_with_cache(long_ids)
+    _, c_short = model.run_with_cache(short_ids)
+    for name, v in cb.items():
+        close(v[1:2], c_short[name], 1e-10, f"batch row 1 {name}")
+        full = c_long[name]
+        if "attn_scores" in name or "pattern" in name:
+            full = full[:, :, :T, :T]
+        else:
+            full = full[:, :T]
+        close(v[0:1], full, 1e-10, f"prefix {name}")
+
+
+def make_edits(config, T, gen):
+    """edit0: zero head 1 at blocks.0.attn.hook_z + steer blocks.1.hook_resid_pre at position 3;
+    edit1: halve blocks.0.mlp.hook_post + add 0.1 to ln_final.hook_scale."""
+    H = config.get("n_head") or config["num_attention_heads"]
+    d = config.get("n_embd") or config["hidden_size"]
+    head_mask = torch.ones(1, 1, H, 1)
+    head_mask[0, 0, 1, 0] = 0.0
+    steer = torch.zeros(1, T, d)
+    steer[0, 3] = torch.randn(d, generator=gen, dtype=torch.float64).float()
+    return [
+        ("edit0", "case0", {"blocks.0.attn.hook_z": (head_mask, None), "blocks.1.hook_resid_pre": (None, steer)}),
+        ("edit1", "case0", {"blocks.0.mlp.hook_post": (torch.full((1, 1, 1), 0.5), None),
+                            "ln_final.hook_scale": (None, torch.full((1, T, 1), 0.1))}),
+    ]
+
+
+EDIT_OUTPUTS = ["logits", "blocks.1.hook_resid_post"]
+
+
+def check_edits(model, name, ids, edits, logits, cache, base_cache):
+    if name == "edit0":
+        z = cache["blocks.0.attn.hook_z"]
+        assert torch.all(z[:, :, 1] == 0) and torch.equal(z[:, :, 0], base_cache["blocks.0.attn.hook_z"][:, :, 0])
+        assert torch.all(cache["blocks.0.attn.hook_result"][:, :, 1] == 0)
+        steer = edits["blocks.1.hook_resid_pre"][1].double()
+        close(cache["blocks.1.hook_resid_pre"], cache["blocks.0.hook_resid_post"] + steer, 1e-12, "steer")
+        # positions before 3 only see the ablation, not the steering: check against an ablation-only run
+        only = {"blocks.0.attn.hook_z": edits["blocks.0.attn.hook_z"]}
+        _, c2 = model.run_with_cache(ids, only)
+        close(cache["blocks.1.hook_resid_post"][:, :3], c2["blocks.1.hook_resid_post"][:, :3], 1e-12, "causal steer")
+        assert (cache["blocks.1.hook_resid_post"][:, 3] - c2["blocks.1.hook_resid_post"][:, 3]).abs().max() > 1e-3
+    else:
+        close(cache["blocks.0.mlp.hook_post"], 0.5 * base_cache["blocks.0.mlp.hook_post"], 1e-12, "halved")
+        last = cache[f"blocks.{len(hook_layers(model)) - 1}.hook_resid_post"]
+        close(cache["ln_final.hook_scale"], norm_scale(last, model.config) + edits["ln_final.hook_scale"][1].double(), 1e-12, "scale + 0.1")
+    # the edited values are what the cache holds, and the plain edit path agrees
+    close(model.run_with_edits(ids, edits), logits, 1e-12, "run_with_edits")
+
+
+# ---------------------------------------------------------------------------
+
+
+def make_fixture(name, spec, out_root, tokenizers):
+    folder = os.path.join(out_root, name)
+    if os.path.exists(folder):
+        shutil.rmtree(folder)
+    os.makedirs(folder)
+    config = spec["config"]()
+    store = spec["store"]
+    bos = spec.get("bos", False)
+    tok = tokenizers[1] if bos else tokenizers[0]
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+
+    # 1. random weights, rounded to the storage dtype, written in the HF layout
+    model = build_model(config).double()
+    init_weights(model, gen, store)
+    tensors = to_storage(model.hf_state_dict(**spec.get("export", {})), store)
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    files = write_weights(folder, tensors, spec.get("shards"))
+    write_tokenizer(folder, tok, bos)
+    node_check(folder, tok, bos)
+
+    # 2. load the folder back, independently of the model above, and compare
+    with open(os.path.join(folder, "config.json")) as f:
+        loaded = build_model(json.load(f)).double()
+    on_disk = read_weights(folder)
+    assert set(on_disk) == set(tensors)
+    for k, v in on_disk.items():
+        assert v.dtype == tensors[k].dtype and torch.equal(v, tensors[k]), k
+    loaded.load_hf_state_dict(on_disk)
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b), k
+    model = loaded.eval()
+
+    # 3. cases: every hook, in float64; then the edits
+    ref = {}
+    ids_by_case = {c: torch.tensor([ids], dtype=torch.long) for c, ids in case_ids(tok, bos).items()}
+    caches = {}
+    hooks = None
+    with torch.no_grad():
+        for c, ids in ids_by_case.items():
+            logits, cache = model.run_with_cache(ids)
+            self_check(model, ids, logits, cache)
+            hooks = hooks or list(cache)
+            assert list(cache) == hooks
+            caches[c] = cache
+            ref[f"{c}.input_ids"] = ids
+            ref[f"{c}.logits"] = logits.float()
+            for h in hooks:
+                ref[f"{c}.{h}"] = cache[h].float()
+        batch_checks(model, ids_by_case)
+
+        edits_json = []
+        for ename, case, edits in make_edits(config, ids_by_case["case0"].shape[1], gen):
+            ids = ids_by_case[case]
+            logits, cache = model.run_with_cache(ids, edits)
+            check_edits(model, ename, ids, edits, logits, cache, caches[case])
+            for h, (mul, add) in edits.items():
+                if mul is not None:
+                    ref[f"{ename}.{h}.mul"] = mul.float()
+                if add is not None:
+                    ref[f"{ename}.{h}.add"] = add.float()
+            ref[f"{ename}.logits"] = logits.float()
+            for o in EDIT_OUTPUTS[1:]:
+                ref[f"{ename}.{o}"] = cache[o].float()
+            edits_json.append({
+                "name": ename,
+                "case": case,
+                "hooks": list(edits),
+                "ops": {h: {"mul": mul is not None, "add": add is not None} for h, (mul, add) in edits.items()},
+                "outputs": EDIT_OUTPUTS,
+            })
+
+    save_file(ref, os.path.join(folder, "reference.safetensors"), {"format": "pt"})
+    index = {
+        "description": "Expected values from the independent PyTorch reference (tools/reference); "
+                       "computed in float64 from the stored weights, saved as float32.",
+        "model_type": config["model_type"],
+        "weights_dtype": str(store).replace("torch.", ""),
+        "weight_files": files,
+        "tolerance": TOLERANCE,
+        "cases": [{"name": c, "length": int(ids.shape[1]), "input_ids": ids[0].tolist(), "text": CASE_TEXTS[c]}
+                  for c, ids in ids_by_case.items()],
+        "hooks": hooks,
+        "edits": edits_json,
+    }
+    with open(os.path.join(folder, "reference.json"), "w") as f:
+        json.dump(index, f, indent=2)
+        f.write("\n")
+    size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))
+    print(f"{name}: {len(hooks)} hooks, {len(ref)} reference tensors, {size / 1024:.0f} KiB")
+    return size
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=os.path.join(REPO, "test", "fixtures"))
+    ap.add_argument("--only", nargs="*", help="fixture names (default: all)")
+    args = ap.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    tokenizers = make_tokenizers()
+    os.makedirs(args.out, exist_ok=True)
+    total = 0
+    for name, spec in FIXTURES.items():
+        if args.only and name not in args.only:
+            continue
+        total += make_fixture(name, spec, args.out, tokenizers)
+    print(f"total {total / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
