@@ -125,7 +125,13 @@ async function main(): Promise<void> {
   console.error(`bench: PyTorch sgemm 2048² on ${threads} threads: ${gflops.toFixed(0)} GFLOP/s`);
   const results: Record<string, Record<string, number>> = {};
   for (const T of tokenCounts) {
-    const runs: Record<string, number[]> = { torch: [], plain_onnx: [], loupe_none: [], loupe_resid: [], loupe_all: [] };
+    const runs: Record<string, number[]> = {
+      torch: [],
+      plain_onnx: [],
+      loupe_none: [],
+      loupe_resid: [],
+      loupe_all: [],
+    };
     for (let r = 0; r < rounds; r++) {
       runs.torch.push(torchTokensPerS(T));
       runs.plain_onnx.push(await plainOnnxTokensPerS(T));
