@@ -10,6 +10,8 @@ import { defaultModelDir } from '../engine/defaultModel';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { HookedModel } from '../engine/model';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
+import { Sae } from '../engine/sae/sae';
+import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 
 const USAGE = `usage: loupe <command> [options]
 
@@ -20,6 +22,8 @@ commands:
       one forward pass; writes 'logits' [1, T, d_vocab] and each hook (f32, TransformerLens shapes)
   hooks --model DIR [--json]
       the model's hook points and their shapes
+  features --model DIR --sae DIR --text FILE [--top K] [--json] [--no-bos]
+      each token (as 'tokenize' prints it) with the K largest positive SAE feature activations (default 10)
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
 
@@ -36,6 +40,8 @@ interface Flags {
   repeat?: string;
   batch?: string;
   threads?: string;
+  sae?: string;
+  top?: string;
   help?: boolean;
 }
 
@@ -54,6 +60,8 @@ async function main(argv: string[]): Promise<void> {
       repeat: { type: 'string' },
       batch: { type: 'string' },
       threads: { type: 'string' },
+      sae: { type: 'string' },
+      top: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +78,8 @@ async function main(argv: string[]): Promise<void> {
       return run(flags);
     case 'hooks':
       return listHooks(flags);
+    case 'features':
+      return features(flags);
     case 'bench':
       if (sub !== 'forward') throw new LoupeError(`unknown bench '${sub ?? ''}'; try 'loupe bench forward'`);
       return benchForward(flags);
@@ -161,6 +171,48 @@ async function listHooks(flags: Flags): Promise<void> {
     else for (const r of rows) process.stdout.write(`${r.name}\t[${r.shape.join(', ')}]\n`);
   } finally {
     await model.dispose();
+  }
+}
+
+async function features(flags: Flags): Promise<void> {
+  if (!flags.sae)
+    throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
+  const top = positiveInt(flags.top ?? '10', '--top');
+  const text = readText(flags);
+  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
+  const sae = Sae.load(flags.sae, { threads });
+  for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
+  if (sae.config.prependBos !== null && sae.config.prependBos === Boolean(flags['no-bos'])) {
+    const advice = sae.config.prependBos ? 'drop --no-bos' : 'pass --no-bos';
+    process.stderr.write(
+      `loupe: warning: the SAE was trained with prepend_bos ${sae.config.prependBos}; ${advice} to match\n`,
+    );
+  }
+  const model = await openModel(flags);
+  try {
+    const attached = attachSae(model, sae);
+    const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
+    if (tokens.length === 0)
+      throw new LoupeError(`${flags.text}: the text has no tokens (is the file empty?)`);
+    const [acts] = await saeFeatures(attached, [tokens.map((t) => t.id)]);
+    const best = topFeatures(acts, top);
+    const rows = tokens.map((t, i) => ({
+      id: t.id,
+      text: t.text,
+      start: t.start,
+      end: t.end,
+      features: best[i].map((f) => ({ index: f.index, act: f.act })),
+    }));
+    if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    else {
+      for (const r of rows) {
+        const list = r.features.map((f) => `${f.index}:${f.act.toPrecision(4)}`).join(' ');
+        process.stdout.write(`${r.id}\t${r.start}\t${r.end}\t${JSON.stringify(r.text)}\t${list}\n`);
+      }
+    }
+  } finally {
+    await model.dispose();
+    await sae.dispose();
   }
 }
 
