@@ -12,6 +12,7 @@ import { HookedModel } from '../engine/model';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
+import { TrainProgress, trainSae } from '../engine/sae/trainer';
 
 const USAGE = `usage: loupe <command> [options]
 
@@ -24,6 +25,11 @@ commands:
       the model's hook points and their shapes
   features --model DIR --sae DIR --text FILE [--top K] [--json] [--no-bos]
       each token (as 'tokenize' prints it) with the K largest positive SAE feature activations (default 10)
+  train-sae --model DIR --hook NAME --corpus PATH --out DIR [--arch relu|topk] [--expansion E | --d-sae N]
+            [--k K] [--l1 C] [--lr LR] [--batch TOKENS] [--tokens TOTAL] [--context N] [--checkpoint-every STEPS]
+            [--seed S] [--resume]
+      trains an SAE on activations streamed from PATH (a folder, a .jsonl with "text", or a text file);
+      saves it in SAELens's format; Ctrl-C stops at a checkpoint that --resume continues
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
 
@@ -42,6 +48,18 @@ interface Flags {
   threads?: string;
   sae?: string;
   top?: string;
+  hook?: string;
+  corpus?: string;
+  arch?: string;
+  expansion?: string;
+  'd-sae'?: string;
+  k?: string;
+  l1?: string;
+  lr?: string;
+  context?: string;
+  'checkpoint-every'?: string;
+  seed?: string;
+  resume?: boolean;
   help?: boolean;
 }
 
@@ -62,6 +80,18 @@ async function main(argv: string[]): Promise<void> {
       threads: { type: 'string' },
       sae: { type: 'string' },
       top: { type: 'string' },
+      hook: { type: 'string' },
+      corpus: { type: 'string' },
+      arch: { type: 'string' },
+      expansion: { type: 'string' },
+      'd-sae': { type: 'string' },
+      k: { type: 'string' },
+      l1: { type: 'string' },
+      lr: { type: 'string' },
+      context: { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      seed: { type: 'string' },
+      resume: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -80,6 +110,8 @@ async function main(argv: string[]): Promise<void> {
       return listHooks(flags);
     case 'features':
       return features(flags);
+    case 'train-sae':
+      return trainSaeCommand(flags);
     case 'bench':
       if (sub !== 'forward') throw new LoupeError(`unknown bench '${sub ?? ''}'; try 'loupe bench forward'`);
       return benchForward(flags);
@@ -264,6 +296,84 @@ async function benchForward(flags: Flags): Promise<void> {
   } finally {
     await model.dispose();
   }
+}
+
+async function trainSaeCommand(flags: Flags): Promise<void> {
+  if (!flags.hook) throw new LoupeError('--hook NAME is required (for example blocks.0.hook_resid_post)');
+  if (!flags.corpus)
+    throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
+  if (!flags.out) throw new LoupeError('--out DIR is required');
+  const arch = flags.arch ?? 'relu';
+  if (arch !== 'relu' && arch !== 'topk') throw new LoupeError(`--arch must be relu or topk, not '${arch}'`);
+  const num = (v: string | undefined, flag: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new LoupeError(`${flag} must be a positive number, not '${v}'`);
+    return n;
+  };
+  const model = await openModel(flags);
+  const controller = new AbortController();
+  const onSignal = (): void => {
+    process.stderr.write('\nstopping at the next step; a checkpoint will be written\n');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await trainSae(model, {
+      hook: flags.hook,
+      corpus: flags.corpus,
+      outDir: flags.out,
+      architecture: arch,
+      expansion: num(flags.expansion, '--expansion'),
+      dSae: num(flags['d-sae'], '--d-sae'),
+      k: num(flags.k, '--k'),
+      l1Coefficient: num(flags.l1, '--l1'),
+      lr: num(flags.lr, '--lr'),
+      batchSize: num(flags.batch, '--batch'),
+      trainingTokens: num(flags.tokens, '--tokens'),
+      contextSize: num(flags.context, '--context'),
+      checkpointEvery: num(flags['checkpoint-every'], '--checkpoint-every'),
+      seed: flags.seed === undefined ? undefined : Number(flags.seed),
+      resume: flags.resume,
+      threads: flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads'),
+      signal: controller.signal,
+      onProgress: (p) => {
+        // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
+        if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
+        else if (p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
+          process.stderr.write(`${progressLine(p)}\n`);
+        }
+      },
+    });
+    process.stderr.write('\n');
+    if (result.cancelled) {
+      process.stderr.write(`stopped at step ${result.steps}; continue with the same command and --resume\n`);
+    } else {
+      const l = result.last;
+      process.stdout.write(
+        `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, loss: l?.loss, mse: l?.mse, fvu: l?.fvu, l0: l?.l0, dead_fraction: l?.deadFraction })}\n`,
+      );
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await model.dispose();
+  }
+}
+
+function progressLine(p: TrainProgress): string {
+  const width = 24;
+  const done = Math.round((p.step / p.steps) * width);
+  const eta =
+    p.etaSeconds < 90
+      ? `${Math.round(p.etaSeconds)}s`
+      : `${Math.floor(p.etaSeconds / 60)}m${String(Math.round(p.etaSeconds % 60)).padStart(2, '0')}s`;
+  return (
+    `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${((100 * p.step) / p.steps).toFixed(0).padStart(3)}% ` +
+    `step ${p.step}/${p.steps} | ${Math.round(p.activationsPerSecond)} act/s | loss ${p.loss.toFixed(3)} | ` +
+    `FVU ${p.fvu.toFixed(3)} | L0 ${p.l0.toFixed(1)} | dead ${(100 * p.deadFraction).toFixed(1)}% | ETA ${eta}  `
+  );
 }
 
 function positiveInt(value: string, flag: string): number {

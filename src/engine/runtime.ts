@@ -31,10 +31,24 @@ export class GraphSession {
     return new GraphSession(session);
   }
 
-  async run(feeds: Readonly<Record<string, Feed>>, fetch: readonly string[]): Promise<Map<string, Tensor>> {
+  /**
+   * Runs the graph. Outputs named in `into` are written into those arrays (no
+   * allocation: how a training loop reuses its parameter buffers); the rest
+   * of `fetch` come back newly allocated.
+   */
+  async run(
+    feeds: Readonly<Record<string, Feed>>,
+    fetch: readonly string[],
+    into: Readonly<Record<string, Tensor>> = {},
+  ): Promise<Map<string, Tensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, f] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(f.type, f.data, f.dims);
-    const results = await this.session.run(ortFeeds, [...fetch]);
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const name of fetch) {
+      const t = into[name];
+      fetches[name] = t ? new ort.Tensor('float32', t.data, t.dims) : null;
+    }
+    const results = await this.session.run(ortFeeds, fetches);
     const out = new Map<string, Tensor>();
     for (const name of fetch) {
       const r = results[name];

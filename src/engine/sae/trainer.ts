@@ -1,0 +1,503 @@
+/**
+ * Trains an SAE on activations streamed from a corpus (the 2024 recipe):
+ * inputs scaled so that E‖x‖ = √d_in, ReLU with a decoder-norm-weighted L1
+ * penalty whose coefficient warms up linearly, or TopK with the auxiliary
+ * dead-latent loss; Adam with learning-rate warm-up and a linear decay over the
+ * last part of training; gradient clipping. Each step is one ONNX graph run
+ * (trainGraph.ts) on two alternating sets of buffers.
+ *
+ * Checkpoints are written every `checkpointEvery` steps into a fresh folder
+ * that replaces the previous one only once complete, so a crash or a
+ * cancellation never leaves a half-written checkpoint. `resume` continues from
+ * it (the shuffle buffer refills from where the corpus left off). The result is
+ * saved in SAELens's format with the input scaling folded into the weights.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readCorpus } from '../corpus';
+import { CancelledError, LoupeError } from '../errors';
+import { HookedModel } from '../model';
+import { Feed, GraphSession } from '../runtime';
+import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
+import { Tensor } from '../tensor';
+import { ShuffleBuffer, hookWidth, seededUniform, streamActivations } from './activations';
+import { SaeConfig } from './config';
+import { saveSae } from './sae';
+import { METRICS, PARAMS, ParamName, TrainArchitecture, buildTrainGraph, io } from './trainGraph';
+
+export interface TrainSaeOptions {
+  readonly hook: string;
+  /** A folder of text files, a .jsonl with "text" fields, or a text file. */
+  readonly corpus: string;
+  readonly outDir: string;
+  readonly architecture?: TrainArchitecture;
+  /** d_sae = expansion · d_in unless dSae is given. */
+  readonly expansion?: number;
+  readonly dSae?: number;
+  readonly k?: number;
+  readonly l1Coefficient?: number;
+  readonly lr?: number;
+  readonly batchSize?: number;
+  readonly trainingTokens?: number;
+  readonly contextSize?: number;
+  /** Shuffle-buffer size in batches. */
+  readonly bufferBatches?: number;
+  readonly warmupSteps?: number;
+  readonly l1WarmupFraction?: number;
+  readonly decayFraction?: number;
+  /** A latent that has not fired for this many tokens counts as dead. */
+  readonly deadWindowTokens?: number;
+  readonly checkpointEvery?: number;
+  readonly seed?: number;
+  readonly resume?: boolean;
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (p: TrainProgress) => void;
+}
+
+export interface TrainProgress {
+  readonly step: number;
+  readonly steps: number;
+  readonly tokens: number;
+  readonly activationsPerSecond: number;
+  readonly loss: number;
+  readonly mse: number;
+  /** Fraction of variance unexplained on this batch. */
+  readonly fvu: number;
+  readonly l0: number;
+  readonly deadFraction: number;
+  readonly lr: number;
+  readonly etaSeconds: number;
+}
+
+export interface TrainResult {
+  readonly outDir: string;
+  readonly steps: number;
+  readonly tokens: number;
+  readonly last: TrainProgress | null;
+  readonly cancelled: boolean;
+}
+
+interface ResolvedOptions {
+  architecture: TrainArchitecture;
+  dIn: number;
+  dSae: number;
+  k: number;
+  l1: number;
+  lr: number;
+  batch: number;
+  steps: number;
+  contextSize: number;
+  bufferRows: number;
+  warmup: number;
+  l1Warmup: number;
+  decayFrom: number;
+  deadWindow: number;
+  checkpointEvery: number;
+  seed: number;
+}
+
+interface CheckpointState {
+  step: number;
+  tokens: number;
+  epoch: number;
+  documentsDone: number;
+  normScalingFactor: number;
+  options: ResolvedOptions;
+}
+
+const CHECKPOINT = 'checkpoint';
+const LOG_FILE = 'training_log.jsonl';
+
+export async function trainSae(model: HookedModel, options: TrainSaeOptions): Promise<TrainResult> {
+  const dIn = hookWidth(model, options.hook);
+  const resumeState = options.resume ? readCheckpointState(options.outDir) : null;
+  const o: ResolvedOptions = resumeState?.options ?? resolveOptions(model, dIn, options);
+  const shapes: Record<ParamName, number[]> = {
+    W_enc: [o.dIn, o.dSae],
+    b_enc: [o.dSae],
+    W_dec: [o.dSae, o.dIn],
+    b_dec: [o.dIn],
+  };
+  fs.mkdirSync(options.outDir, { recursive: true });
+
+  // ---- the step graph ----
+  const graphFile = path.join(os.tmpdir(), `loupe-sae-step-${process.pid}-${Date.now()}.onnx`);
+  fs.writeFileSync(
+    graphFile,
+    buildTrainGraph({
+      architecture: o.architecture,
+      dIn: o.dIn,
+      dSae: o.dSae,
+      k: o.k,
+      kAux: Math.min(o.dSae, Math.max(o.k, Math.floor(o.dIn / 2))),
+      auxCoefficient: 1 / 32,
+      beta1: 0.9,
+      beta2: 0.999,
+      adamEps: 1e-8,
+      clipNorm: 1,
+    }),
+  );
+  const session = await GraphSession.create(graphFile, { threads: options.threads ?? 0 });
+  fs.rmSync(graphFile, { force: true });
+
+  // ---- state: two alternating buffer sets ----
+  const makeSet = (): Record<string, Tensor> => {
+    const set: Record<string, Tensor> = {};
+    for (const p of PARAMS) {
+      const n = shapes[p].reduce((a, b) => a * b, 1);
+      for (const name of [io.param(p), io.m(p), io.v(p)])
+        set[name] = { dims: shapes[p], data: new Float32Array(n) };
+    }
+    return set;
+  };
+  let current = makeSet();
+  let next = makeSet();
+  const lastFired = new Float64Array(o.dSae);
+  const firedCount = new Float64Array(o.dSae);
+  let step = 0;
+  let tokens = 0;
+  let epoch = 0;
+  let documentsDone = 0;
+  let scale = 0;
+  if (resumeState) {
+    const st = SafetensorsFile.open(path.join(options.outDir, CHECKPOINT, 'state.safetensors'));
+    for (const name of Object.keys(current)) current[name].data.set(st.readF32(name));
+    lastFired.set(st.readF32('last_fired'));
+    firedCount.set(st.readF32('fired_count'));
+    ({ step, tokens, epoch, documentsDone } = resumeState);
+    scale = resumeState.normScalingFactor;
+  }
+
+  const random = seededUniform(o.seed + epoch * 7919 + documentsDone);
+  const buffer = new ShuffleBuffer(o.bufferRows, o.dIn, random);
+  const queue: Float32Array[] = [];
+  let queued = 0;
+  let epochDocs = documentsDone;
+  const source = async function* (): AsyncGenerator<Float32Array> {
+    for (;;) {
+      let any = false;
+      const docs = readCorpus(options.corpus);
+      for await (const chunk of streamActivations(model, docs, {
+        hook: options.hook,
+        contextSize: o.contextSize,
+        skipDocuments: epochDocs,
+        signal: options.signal,
+      })) {
+        any = true;
+        documentsDone = chunk.documentsDone;
+        const out = buffer.push(chunk.rows, chunk.count);
+        if (out.count > 0) yield out.rows;
+      }
+      if (!any && epochDocs === 0) throw new LoupeError(`${options.corpus}: the corpus yields no tokens`);
+      const rest = buffer.drain();
+      if (rest.count > 0) yield rest.rows;
+      epoch++;
+      epochDocs = 0;
+      documentsDone = 0;
+    }
+  };
+  const rows = source();
+  const nextBatch = async (): Promise<Float32Array> => {
+    while (queued < o.batch) {
+      const r = await rows.next();
+      if (r.done) throw new LoupeError('the activation stream ended unexpectedly');
+      queue.push(r.value);
+      queued += r.value.length / o.dIn;
+    }
+    const x = new Float32Array(o.batch * o.dIn);
+    let filled = 0;
+    while (filled < o.batch) {
+      const head = queue[0];
+      const take = Math.min(head.length / o.dIn, o.batch - filled);
+      x.set(head.subarray(0, take * o.dIn), filled * o.dIn);
+      filled += take;
+      if (take * o.dIn === head.length) queue.shift();
+      else queue[0] = head.subarray(take * o.dIn);
+    }
+    queued -= o.batch;
+    return x;
+  };
+
+  if (!resumeState) {
+    // Scale so that E‖x‖ = √d_in, measured on the first batch; b_dec starts at its mean.
+    const first = await nextBatch();
+    let normSum = 0;
+    const mean = new Float64Array(o.dIn);
+    for (let r = 0; r < o.batch; r++) {
+      let sq = 0;
+      for (let j = 0; j < o.dIn; j++) {
+        const v = first[r * o.dIn + j];
+        sq += v * v;
+        mean[j] += v;
+      }
+      normSum += Math.sqrt(sq);
+    }
+    scale = Math.sqrt(o.dIn) / (normSum / o.batch || 1);
+    initialise(
+      current,
+      o,
+      mean.map((m) => (m / o.batch) * scale),
+      seededUniform(o.seed),
+    );
+    queue.unshift(first);
+    queued += o.batch;
+  }
+
+  const log = fs.createWriteStream(path.join(options.outDir, LOG_FILE), { flags: resumeState ? 'a' : 'w' });
+  const started = Date.now();
+  const startTokens = tokens;
+  let last: TrainProgress | null = null;
+  let cancelled = false;
+  const scalar = (v: number): Feed => ({ type: 'float32', dims: [], data: new Float32Array([v]) });
+  const dead = new Float32Array(o.dSae);
+  try {
+    while (step < o.steps) {
+      if (options.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const x = await nextBatch();
+      for (let i = 0; i < x.length; i++) x[i] *= scale;
+      step++;
+      const lr =
+        o.lr *
+        Math.min(1, step / o.warmup) *
+        (step > o.decayFrom ? (o.steps - step) / (o.steps - o.decayFrom) : 1);
+      const l1 = o.l1 * Math.min(1, step / o.l1Warmup);
+      for (let i = 0; i < o.dSae; i++) dead[i] = tokens - lastFired[i] > o.deadWindow ? 1 : 0;
+      const feeds: Record<string, Feed> = {
+        x: { type: 'float32', dims: [o.batch, o.dIn], data: x },
+        lr: scalar(lr),
+        l1: scalar(l1),
+        bc1: scalar(1 / (1 - 0.9 ** step)),
+        bc2: scalar(1 / (1 - 0.999 ** step)),
+        dead: { type: 'float32', dims: [o.dSae], data: dead },
+      };
+      for (const [name, t] of Object.entries(current))
+        feeds[name] = { type: 'float32', dims: t.dims, data: t.data };
+      const into: Record<string, Tensor> = {};
+      for (const [name, t] of Object.entries(next)) into[io.out(name)] = t;
+      const out = await session.run(feeds, [...Object.keys(into), ...METRICS], into);
+      [current, next] = [next, current];
+      tokens += o.batch;
+      const fired = out.get('fired')!.data;
+      let deadCount = 0;
+      for (let i = 0; i < o.dSae; i++) {
+        if (fired[i] > 0) lastFired[i] = tokens;
+        firedCount[i] += fired[i];
+        if (tokens - lastFired[i] > o.deadWindow) deadCount++;
+      }
+      const mse = out.get('mse')!.data[0];
+      const elapsed = (Date.now() - started) / 1000;
+      const rate = (tokens - startTokens) / Math.max(elapsed, 1e-9);
+      last = {
+        step,
+        steps: o.steps,
+        tokens,
+        activationsPerSecond: rate,
+        loss: out.get('loss')!.data[0],
+        mse,
+        fvu: mse / batchVariance(x, o.batch, o.dIn),
+        l0: out.get('l0')!.data[0],
+        deadFraction: deadCount / o.dSae,
+        lr,
+        etaSeconds: ((o.steps - step) * o.batch) / Math.max(rate, 1e-9),
+      };
+      options.onProgress?.(last);
+      log.write(`${JSON.stringify(last)}\n`);
+      if (step % o.checkpointEvery === 0 && step < o.steps) {
+        writeCheckpoint(options.outDir, current, lastFired, firedCount, {
+          step,
+          tokens,
+          epoch,
+          documentsDone,
+          normScalingFactor: scale,
+          options: o,
+        });
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof CancelledError)) throw err;
+    cancelled = true;
+  } finally {
+    log.end();
+    await rows.return(undefined);
+    await session.release();
+  }
+  if (cancelled) {
+    // Keep what was learned: a checkpoint to resume from, never a half-written one.
+    writeCheckpoint(options.outDir, current, lastFired, firedCount, {
+      step,
+      tokens,
+      epoch,
+      documentsDone,
+      normScalingFactor: scale,
+      options: o,
+    });
+    return { outDir: options.outDir, steps: step, tokens, last, cancelled };
+  }
+  saveTrained(model, options, o, current, firedCount, tokens, scale);
+  fs.rmSync(path.join(options.outDir, CHECKPOINT), { recursive: true, force: true });
+  return { outDir: options.outDir, steps: step, tokens, last, cancelled };
+}
+
+function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOptions): ResolvedOptions {
+  const architecture = options.architecture ?? 'relu';
+  const dSae = options.dSae ?? Math.round((options.expansion ?? 8) * dIn);
+  const batch = options.batchSize ?? 4096;
+  const trainingTokens = options.trainingTokens ?? 2_000_000;
+  const steps = Math.max(1, Math.ceil(trainingTokens / batch));
+  const positive = (v: number, what: string): number => {
+    if (!(v > 0) || !Number.isFinite(v)) throw new LoupeError(`${what} must be a positive number, not ${v}`);
+    return v;
+  };
+  positive(dSae, 'd_sae');
+  positive(batch, 'the batch size');
+  const k = options.k ?? 32;
+  if (architecture === 'topk' && (k < 1 || k > dSae))
+    throw new LoupeError(`TopK's k must be between 1 and d_sae (${dSae}), not ${k}`);
+  return {
+    architecture,
+    dIn,
+    dSae,
+    k,
+    l1: positive(options.l1Coefficient ?? 5, 'the L1 coefficient'),
+    lr: positive(options.lr ?? 4e-4, 'the learning rate'),
+    batch,
+    steps,
+    contextSize: Math.min(options.contextSize ?? 128, model.spec.nCtx),
+    bufferRows: batch * (options.bufferBatches ?? 16),
+    warmup: Math.max(1, options.warmupSteps ?? Math.ceil(steps * 0.02)),
+    l1Warmup: Math.max(1, Math.ceil(steps * (options.l1WarmupFraction ?? 0.05))),
+    decayFrom: Math.floor(steps * (1 - (options.decayFraction ?? 0.2))),
+    deadWindow: options.deadWindowTokens ?? Math.max(batch * 4, Math.min(10_000_000, trainingTokens / 5)),
+    checkpointEvery: Math.max(1, options.checkpointEvery ?? 100),
+    seed: options.seed ?? 42,
+  };
+}
+
+/** Decoder rows in random directions with norm 0.1 (unit for TopK); the encoder starts as its transpose. */
+function initialise(
+  set: Record<string, Tensor>,
+  o: ResolvedOptions,
+  bDec: Float64Array,
+  random: () => number,
+): void {
+  const wDec = set.W_dec.data;
+  const wEnc = set.W_enc.data;
+  const rowNorm = o.architecture === 'topk' ? 1 : 0.1;
+  for (let i = 0; i < o.dSae; i++) {
+    let sq = 0;
+    for (let j = 0; j < o.dIn; j++) {
+      // Box–Muller normal samples.
+      const v = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      wDec[i * o.dIn + j] = v;
+      sq += v * v;
+    }
+    const s = rowNorm / Math.sqrt(sq);
+    for (let j = 0; j < o.dIn; j++) {
+      wDec[i * o.dIn + j] *= s;
+      wEnc[j * o.dSae + i] = wDec[i * o.dIn + j];
+    }
+  }
+  set.b_dec.data.set(bDec);
+}
+
+/** Total variance of a batch (sum over dimensions), the denominator of the FVU. */
+function batchVariance(x: Float32Array, n: number, d: number): number {
+  let total = 0;
+  for (let j = 0; j < d; j++) {
+    let mean = 0;
+    for (let r = 0; r < n; r++) mean += x[r * d + j];
+    mean /= n;
+    let v = 0;
+    for (let r = 0; r < n; r++) {
+      const e = x[r * d + j] - mean;
+      v += e * e;
+    }
+    total += v / n;
+  }
+  return total || 1;
+}
+
+function writeCheckpoint(
+  outDir: string,
+  set: Record<string, Tensor>,
+  lastFired: Float64Array,
+  firedCount: Float64Array,
+  state: CheckpointState,
+): void {
+  const dir = path.join(outDir, CHECKPOINT);
+  const tmp = `${dir}.next`;
+  const old = `${dir}.old`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  fs.mkdirSync(tmp, { recursive: true });
+  const tensors = new Map<string, TensorToWrite>();
+  for (const [name, t] of Object.entries(set))
+    tensors.set(name, { dtype: 'F32', shape: t.dims, data: t.data });
+  tensors.set('last_fired', { dtype: 'F32', shape: [lastFired.length], data: Float32Array.from(lastFired) });
+  tensors.set('fired_count', {
+    dtype: 'F32',
+    shape: [firedCount.length],
+    data: Float32Array.from(firedCount),
+  });
+  writeSafetensors(path.join(tmp, 'state.safetensors'), tensors);
+  fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
+  fs.rmSync(old, { recursive: true, force: true });
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+function readCheckpointState(outDir: string): CheckpointState {
+  const file = path.join(outDir, CHECKPOINT, 'state.json');
+  if (!fs.existsSync(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointState;
+}
+
+function saveTrained(
+  model: HookedModel,
+  options: TrainSaeOptions,
+  o: ResolvedOptions,
+  set: Record<string, Tensor>,
+  firedCount: Float64Array,
+  tokens: number,
+  scale: number,
+): void {
+  const hookLayer = /^blocks\.(\d+)\./.exec(options.hook);
+  const config: SaeConfig = {
+    architecture: o.architecture === 'relu' ? 'standard' : 'topk',
+    dIn: o.dIn,
+    dSae: o.dSae,
+    dtype: 'float32',
+    applyBDecToInput: false,
+    normalizeActivations: 'expected_average_only_in',
+    normScalingFactor: scale,
+    k: o.architecture === 'topk' ? o.k : null,
+    rescaleActsByDecoderNorm: false,
+    finetuningScalingFactor: false,
+    reshapeActivations: options.hook.endsWith('attn.hook_z') ? 'hook_z' : 'none',
+    hookName: options.hook,
+    hookLayer: hookLayer ? Number(hookLayer[1]) : null,
+    modelName: path.basename(model.checkpoint.dir),
+    prependBos: true,
+    contextSize: o.contextSize,
+    datasetPath: options.corpus,
+    modelFromPretrainedKwargs: { center_writing_weights: false },
+    centerWritingWeights: false,
+    centerSource: 'config',
+    metadata: {
+      trained_by: 'loupe',
+      training_tokens: tokens,
+      l1_coefficient: o.l1,
+      lr: o.lr,
+      train_batch_size_tokens: o.batch,
+    },
+  };
+  const params = new Map<string, Tensor>(PARAMS.map((p) => [p, set[io.param(p)]]));
+  // SAELens stores log10 feature density.
+  const sparsity = Float32Array.from(firedCount, (c) => Math.log10(c / Math.max(tokens, 1) + 1e-10));
+  saveSae(options.outDir, { config, params, sparsity, normScalingFactor: scale });
+}
