@@ -12,6 +12,7 @@ import { HookedModel } from '../engine/model';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
+import { evaluateSae } from '../engine/sae/evaluate';
 import { TrainProgress, trainSae } from '../engine/sae/trainer';
 
 const USAGE = `usage: loupe <command> [options]
@@ -30,6 +31,8 @@ commands:
             [--seed S] [--resume]
       trains an SAE on activations streamed from PATH (a folder, a .jsonl with "text", or a text file);
       saves it in SAELens's format; Ctrl-C stops at a checkpoint that --resume continues
+  eval-sae --model DIR --sae DIR --corpus PATH [--tokens N] [--context N] [--json]
+      L0, FVU, next-token loss clean / spliced / zero-ablated, loss recovered, dead and dense fractions
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
 
@@ -110,6 +113,8 @@ async function main(argv: string[]): Promise<void> {
       return listHooks(flags);
     case 'features':
       return features(flags);
+    case 'eval-sae':
+      return evalSaeCommand(flags);
     case 'train-sae':
       return trainSaeCommand(flags);
     case 'bench':
@@ -358,6 +363,26 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await model.dispose();
+  }
+}
+
+async function evalSaeCommand(flags: Flags): Promise<void> {
+  if (!flags.sae) throw new LoupeError('--sae DIR is required');
+  if (!flags.corpus)
+    throw new LoupeError('--corpus PATH is required (held-out text: a folder, a .jsonl or a text file)');
+  const model = await openModel(flags);
+  const sae = Sae.load(flags.sae);
+  try {
+    const result = await evaluateSae(model, sae, {
+      corpus: flags.corpus,
+      maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
+      contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
+    });
+    if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}\t${v}\n`);
+  } finally {
+    sae.dispose();
     await model.dispose();
   }
 }

@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HookedModel } from '../../src/engine/model';
+import { evaluateSae } from '../../src/engine/sae/evaluate';
 import { Sae } from '../../src/engine/sae/sae';
 import { attachSae, spliceSae } from '../../src/engine/sae/splice';
 import { TrainProgress, trainSae } from '../../src/engine/sae/trainer';
@@ -55,6 +56,10 @@ describe('SAE trainer', function () {
       const att = attachSae(model, sae);
       const [spliced] = await spliceSae(att, [[296, 40, 41, 42, 43, 44]], { errorTerm: false });
       assert.ok(Number.isFinite(spliced.ceSpliced));
+      const ev = await evaluateSae(model, sae, { corpus: SAMPLES, contextSize: 32, maxTokens: 2000 });
+      assert.ok(ev.tokens >= 2000 && ev.fvu > 0 && ev.fvu < 1, JSON.stringify(ev));
+      assert.ok(ev.l0 > 0 && Number.isFinite(ev.lossRecovered), JSON.stringify(ev));
+      assert.ok(ev.ceZeroAblated !== ev.ceClean);
       sae.dispose();
     });
   }
