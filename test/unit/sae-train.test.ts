@@ -25,6 +25,7 @@ describe('SAE training step vs PyTorch autograd', () => {
           k: cfg.k,
           kAux: cfg.k_aux,
           auxCoefficient: cfg.aux_coefficient,
+          auxRows: cfg.aux_rows,
           beta1: cfg.beta1,
           beta2: cfg.beta2,
           adamEps: cfg.adam_eps,

@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from safetensors_io import save_file  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "sae-train")
-B, D, S, K, K_AUX = 32, 8, 24, 4, 6
+B, D, S, K, K_AUX, AUX_ROWS = 32, 8, 24, 4, 6, 16
 BETA1, BETA2, EPS, CLIP, AUX = 0.9, 0.999, 1e-8, 1.0, 1 / 32
 
 
@@ -39,10 +39,11 @@ def step(arch, inputs):
     else:
         sparsity = torch.zeros((), dtype=torch.float64)
         dead = inputs["dead"].bool()
-        e = (x - x_hat).detach()
-        pre_dead = torch.where(dead, pre, torch.full_like(pre, float("-inf")))
+        # The auxiliary loss is taken over the first AUX_ROWS rows of the batch.
+        e = (x - x_hat).detach()[:AUX_ROWS]
+        pre_dead = torch.where(dead, pre[:AUX_ROWS], torch.full_like(pre[:AUX_ROWS], float("-inf")))
         vals, idx = pre_dead.topk(K_AUX, dim=-1)
-        f_aux = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+        f_aux = torch.zeros_like(pre[:AUX_ROWS]).scatter(-1, idx, torch.relu(vals))
         e_hat = f_aux @ p["W_dec"]
         aux = AUX * ((e_hat - e) ** 2).sum(-1).mean() if dead.any() else torch.zeros((), dtype=torch.float64)
         loss = mse + aux
@@ -97,7 +98,7 @@ def main():
         save_file(tensors, os.path.join(OUT, f"step-{arch}.safetensors"))
     with open(os.path.join(OUT, "steps.json"), "w") as fh:
         json.dump({"B": B, "d_in": D, "d_sae": S, "k": K, "k_aux": K_AUX, "beta1": BETA1, "beta2": BETA2,
-                   "adam_eps": EPS, "clip_norm": CLIP, "aux_coefficient": AUX}, fh, indent=1)
+                   "adam_eps": EPS, "clip_norm": CLIP, "aux_coefficient": AUX, "aux_rows": AUX_ROWS}, fh, indent=1)
 
 
 if __name__ == "__main__":

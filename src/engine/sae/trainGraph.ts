@@ -29,6 +29,8 @@ export interface TrainGraphSpec {
   /** TopK: latents in the auxiliary loss. */
   readonly kAux: number;
   readonly auxCoefficient: number;
+  /** TopK: rows of each batch the auxiliary loss is taken over. */
+  readonly auxRows: number;
   readonly beta1: number;
   readonly beta2: number;
   readonly adamEps: number;
@@ -81,119 +83,9 @@ export function buildTrainGraph(spec: TrainGraphSpec): Uint8Array {
   const batch = g.op('Cast', [g.op('Shape', [x], { start: 0, end: 1 })], { to: 1 }); // [1] float
   const invB = g.op('Div', [f32(1), g.op('Squeeze', [batch, axes(0)])]);
 
-  // ---- forward ----
-  const pre = g.op('Gemm', [x, P.W_enc, P.b_enc]); // [B, s]
-  let f: string;
-  let activeMask: string; // where gradients flow back into pre
-  if (spec.architecture === 'relu') {
-    f = g.op('Relu', [pre]);
-    activeMask = g.op('Cast', [g.op('Greater', [pre, f32(0)])], { to: 1 });
-  } else {
-    const [, idx] = g.node('TopK', [pre, g.constI64([spec.k])], { axis: -1 }, 2);
-    const topMask = g.op(
-      'ScatterElements',
-      [g.op('Mul', [pre, f32(0)]), idx, g.op('Expand', [f32(1), g.op('Shape', [idx])])],
-      {
-        axis: 1,
-      },
-    );
-    activeMask = g.op('Mul', [topMask, g.op('Cast', [g.op('Greater', [pre, f32(0)])], { to: 1 })]);
-    f = g.op('Mul', [pre, activeMask]);
-  }
-  const xHat = g.op('Gemm', [f, P.W_dec, P.b_dec]); // [B, d]
-  const err = g.op('Sub', [xHat, x]);
-  const mse = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [err, err])], { keepdims: 0 }), invB]);
-  const decNorms = g.op('Sqrt', [
-    g.op('ReduceSum', [g.op('Mul', [P.W_dec, P.W_dec]), axes(1)], { keepdims: 0 }),
-  ]); // [s]
-  const fSum = g.op('ReduceSum', [f, axes(0)], { keepdims: 0 }); // [s]
-  const firedCount = g.op('ReduceSum', [g.op('Cast', [g.op('Greater', [f, f32(0)])], { to: 1 }), axes(0)], {
-    keepdims: 0,
-  });
-  const l0 = g.op('Mul', [g.op('ReduceSum', [firedCount], { keepdims: 0 }), invB]);
-
-  // ---- backward ----
-  const gXHat = g.op('Mul', [err, g.op('Mul', [f32(2), invB])]); // [B, d]
-  let gDecRows: string; // [B, d] rows decoded by W_dec, paired with latents fDec [B', s]
-  let fDec: string;
-  let sparsity: string;
-  let aux: string;
-  let gF: string;
-  if (spec.architecture === 'relu') {
-    sparsity = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [fSum, decNorms])], { keepdims: 0 }), invB]);
-    gDecRows = gXHat;
-    fDec = f;
-    // d/df of λ·mean_b Σ f_i‖W_dec,i‖ is λ‖W_dec,i‖/B.
-    gF = g.op('Add', [
-      g.op('Gemm', [gXHat, P.W_dec], { transB: 1 }),
-      g.op('Mul', [decNorms, g.op('Mul', [l1, invB])]),
-    ]);
-    aux = f32(0);
-  } else {
-    sparsity = f32(0);
-    // Auxiliary loss on dead latents: decode their k_aux largest pre-activations into the residual.
-    const deadPre = g.op('Add', [
-      g.op('Mul', [pre, dead]),
-      g.op('Mul', [g.op('Sub', [f32(1), dead]), f32(-1e9)]),
-    ]);
-    const [, auxIdx] = g.node('TopK', [deadPre, g.constI64([spec.kAux])], { axis: -1 }, 2);
-    const auxTop = g.op(
-      'ScatterElements',
-      [g.op('Mul', [pre, f32(0)]), auxIdx, g.op('Expand', [f32(1), g.op('Shape', [auxIdx])])],
-      {
-        axis: 1,
-      },
-    );
-    const auxMask = g.op('Mul', [
-      g.op('Mul', [auxTop, dead]),
-      g.op('Cast', [g.op('Greater', [pre, f32(0)])], { to: 1 }),
-    ]);
-    const fAux = g.op('Mul', [pre, auxMask]);
-    const eHat = g.op('Gemm', [fAux, P.W_dec]); // [B, d], no bias
-    const residual = g.op('Sub', [x, xHat]);
-    const auxErr = g.op('Sub', [eHat, residual]);
-    const anyDead = g.op('Cast', [g.op('Greater', [g.op('ReduceSum', [dead], { keepdims: 0 }), f32(0)])], {
-      to: 1,
-    });
-    const alpha = g.op('Mul', [f32(spec.auxCoefficient), anyDead]);
-    aux = g.op('Mul', [
-      g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [auxErr, auxErr])], { keepdims: 0 }), invB]),
-      alpha,
-    ]);
-    const gEHat = g.op('Mul', [auxErr, g.op('Mul', [g.op('Mul', [f32(2), invB]), alpha])]);
-    // One GEMM for both decodings: stack the main and auxiliary rows.
-    gDecRows = g.op('Concat', [gXHat, gEHat], { axis: 0 }); // [2B, d]
-    fDec = g.op('Concat', [f, fAux], { axis: 0 }); // [2B, s]
-    const gBoth = g.op('Gemm', [gDecRows, P.W_dec], { transB: 1 }); // [2B, s]
-    const [gMain, gAux] = g.node(
-      'Split',
-      [
-        gBoth,
-        g.op('Concat', [g.op('Shape', [x], { start: 0, end: 1 }), g.op('Shape', [x], { start: 0, end: 1 })], {
-          axis: 0,
-        }),
-      ],
-      { axis: 0 },
-      2,
-    );
-    // Each gradient flows back only through the latents it decoded.
-    gF = g.op('Add', [g.op('Mul', [gMain, activeMask]), g.op('Mul', [gAux, auxMask])]);
-  }
-  const gPre = spec.architecture === 'relu' ? g.op('Mul', [gF, activeMask]) : gF;
-  const grads: Record<ParamName, string> = {
-    W_enc: g.op('Gemm', [x, gPre], { transA: 1 }), // [d, s]
-    b_enc: g.op('ReduceSum', [gPre, axes(0)], { keepdims: 0 }),
-    W_dec: g.op('Gemm', [fDec, gDecRows], { transA: 1 }), // [s, d]
-    b_dec: g.op('ReduceSum', [gXHat, axes(0)], { keepdims: 0 }),
-  };
-  if (spec.architecture === 'relu') {
-    // The penalty's pull on each decoder row: λ · mean_b f_i · W_dec,i / ‖W_dec,i‖.
-    const rowScale = g.op('Div', [
-      g.op('Mul', [fSum, g.op('Mul', [l1, invB])]),
-      g.op('Add', [decNorms, f32(1e-12)]),
-    ]);
-    grads.W_dec = g.op('Add', [grads.W_dec, g.op('Mul', [P.W_dec, g.op('Unsqueeze', [rowScale, axes(1)])])]);
-  }
+  const ctx: StepContext = { g, spec, x, P, l1, dead, invB, f32, axes };
+  const { grads, mse, sparsity, aux, l0, fired } =
+    spec.architecture === 'relu' ? reluBody(ctx) : topkBody(ctx);
 
   // ---- clip the global gradient norm ----
   const sq = PARAMS.map((p) => g.op('ReduceSum', [g.op('Mul', [grads[p], grads[p]])], { keepdims: 0 }));
@@ -234,9 +126,149 @@ export function buildTrainGraph(spec: TrainGraphSpec): Uint8Array {
   g.op('Identity', [mse], {}, 'mse');
   g.op('Identity', [sparsity], {}, 'sparsity');
   g.op('Identity', [l0], {}, 'l0');
-  g.op('Identity', [firedCount], {}, 'fired');
+  g.op('Identity', [fired], {}, 'fired');
   g.op('Identity', [gradNorm], {}, 'grad_norm');
   g.op('Identity', [aux], {}, 'aux');
   for (const name of METRICS) g.output(name);
   return g.encode('sae_train_step');
+}
+
+interface StepContext {
+  readonly g: GraphBuilder;
+  readonly spec: TrainGraphSpec;
+  readonly x: string;
+  readonly P: Record<ParamName, string>;
+  readonly l1: string;
+  readonly dead: string;
+  readonly invB: string;
+  readonly f32: (v: number) => string;
+  readonly axes: (...a: number[]) => string;
+}
+
+interface StepBody {
+  readonly grads: Record<ParamName, string>;
+  readonly mse: string;
+  readonly sparsity: string;
+  readonly aux: string;
+  readonly l0: string;
+  readonly fired: string;
+}
+
+/** ReLU + decoder-norm-weighted L1: dense products throughout (activity is data-dependent). */
+function reluBody({ g, x, P, l1, invB, f32, axes }: StepContext): StepBody {
+  const pre = g.op('Gemm', [x, P.W_enc, P.b_enc]); // [B, s]
+  const f = g.op('Relu', [pre]);
+  const activeMask = g.op('Cast', [g.op('Greater', [pre, f32(0)])], { to: 1 });
+  const xHat = g.op('Gemm', [f, P.W_dec, P.b_dec]); // [B, d]
+  const err = g.op('Sub', [xHat, x]);
+  const mse = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [err, err])], { keepdims: 0 }), invB]);
+  const decNorms = g.op('Sqrt', [
+    g.op('ReduceSum', [g.op('Mul', [P.W_dec, P.W_dec]), axes(1)], { keepdims: 0 }),
+  ]);
+  const fSum = g.op('ReduceSum', [f, axes(0)], { keepdims: 0 }); // [s]
+  const fired = g.op('ReduceSum', [activeMask, axes(0)], { keepdims: 0 });
+  const l0 = g.op('Mul', [g.op('ReduceSum', [fired], { keepdims: 0 }), invB]);
+  const sparsity = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [fSum, decNorms])], { keepdims: 0 }), invB]);
+
+  const gXHat = g.op('Mul', [err, g.op('Mul', [f32(2), invB])]); // [B, d]
+  // d/df of λ·mean_b Σ f_i‖W_dec,i‖ is λ‖W_dec,i‖/B: Gemm's bias input adds it for free.
+  const gF = g.op('Gemm', [gXHat, P.W_dec, g.op('Mul', [decNorms, g.op('Mul', [l1, invB])])], { transB: 1 });
+  const gPre = g.op('Mul', [gF, activeMask]);
+  // The penalty's pull on each decoder row: λ · mean_b f_i · W_dec,i / ‖W_dec,i‖.
+  const rowScale = g.op('Div', [
+    g.op('Mul', [fSum, g.op('Mul', [l1, invB])]),
+    g.op('Add', [decNorms, f32(1e-12)]),
+  ]);
+  const grads: Record<ParamName, string> = {
+    W_enc: g.op('Gemm', [x, gPre], { transA: 1 }), // [d, s]
+    b_enc: g.op('ReduceSum', [gPre, axes(0)], { keepdims: 0 }),
+    W_dec: g.op('Add', [
+      g.op('Gemm', [f, gXHat], { transA: 1 }),
+      g.op('Mul', [P.W_dec, g.op('Unsqueeze', [rowScale, axes(1)])]),
+    ]),
+    b_dec: g.op('ReduceSum', [gXHat, axes(0)], { keepdims: 0 }),
+  };
+  return { grads, mse, sparsity, aux: f32(0), l0, fired };
+}
+
+/**
+ * TopK: only the encoder's product is dense. The k active latents of each
+ * token are gathered (decoder rows by index), and every gradient that touches
+ * them (decoder rows, encoder columns, encoder bias) is scattered back by
+ * index, so the cost of decoding and of the backward pass scales with k, not
+ * d_sae. The auxiliary loss on dead latents is taken over the first
+ * `auxRows` rows of the (shuffled) batch, likewise gathered and scattered.
+ */
+function topkBody({ g, spec, x, P, dead, invB, f32, axes }: StepContext): StepBody {
+  const d = spec.dIn;
+  const s = spec.dSae;
+  const pre = g.op('Gemm', [x, P.W_enc, P.b_enc]); // [B, s]
+  const [vals, idx] = g.node('TopK', [pre, g.constI64([spec.k])], { axis: -1 }, 2); // [B, k]
+  const act = g.op('Relu', [vals]);
+  const actMask = g.op('Cast', [g.op('Greater', [vals, f32(0)])], { to: 1 });
+  const rows = g.op('Gather', [P.W_dec, idx], { axis: 0 }); // [B, k, d]
+  const decode = (a: string, r: string): string =>
+    g.op('ReduceSum', [g.op('Mul', [g.op('Unsqueeze', [a, axes(-1)]), r]), axes(1)], { keepdims: 0 });
+  const xHat = g.op('Add', [decode(act, rows), P.b_dec]); // [B, d]
+  const err = g.op('Sub', [xHat, x]);
+  const mse = g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [err, err])], { keepdims: 0 }), invB]);
+  const l0 = g.op('Mul', [g.op('ReduceSum', [actMask], { keepdims: 0 }), invB]);
+  const gXHat = g.op('Mul', [err, g.op('Mul', [f32(2), invB])]); // [B, d]
+  // Gradient reaching each gathered latent: its decoder row · the output gradient.
+  const dotRows = (r: string, gOut: string): string =>
+    g.op('ReduceSum', [g.op('Mul', [r, g.op('Unsqueeze', [gOut, axes(1)])]), axes(2)], { keepdims: 0 });
+  const gVals = g.op('Mul', [dotRows(rows, gXHat), actMask]); // [B, k]
+
+  // ---- auxiliary loss on dead latents, over the first auxRows rows ----
+  const R = g.constI64([spec.auxRows]);
+  const xR = g.op('Slice', [x, g.constI64([0]), R, axes(0)]);
+  const preR = g.op('Slice', [pre, g.constI64([0]), R, axes(0)]);
+  const xHatR = g.op('Slice', [xHat, g.constI64([0]), R, axes(0)]);
+  const invR = g.op('Div', [
+    f32(1),
+    g.op('Cast', [g.op('Squeeze', [g.op('Shape', [xR], { start: 0, end: 1 }), axes(0)])], { to: 1 }),
+  ]);
+  const deadPre = g.op('Add', [
+    g.op('Mul', [preR, dead]),
+    g.op('Mul', [g.op('Sub', [f32(1), dead]), f32(-1e9)]),
+  ]);
+  const [auxVals, auxIdx] = g.node('TopK', [deadPre, g.constI64([spec.kAux])], { axis: -1 }, 2); // [R, kAux]
+  const auxAct = g.op('Relu', [auxVals]);
+  const auxRowsW = g.op('Gather', [P.W_dec, auxIdx], { axis: 0 }); // [R, kAux, d]
+  const eHat = decode(auxAct, auxRowsW); // [R, d], no bias
+  const auxErr = g.op('Sub', [eHat, g.op('Sub', [xR, xHatR])]); // the residual is held fixed
+  const anyDead = g.op('Cast', [g.op('Greater', [g.op('ReduceSum', [dead], { keepdims: 0 }), f32(0)])], {
+    to: 1,
+  });
+  const alpha = g.op('Mul', [f32(spec.auxCoefficient), anyDead]);
+  const aux = g.op('Mul', [
+    g.op('Mul', [g.op('ReduceSum', [g.op('Mul', [auxErr, auxErr])], { keepdims: 0 }), invR]),
+    alpha,
+  ]);
+  const gEHat = g.op('Mul', [auxErr, g.op('Mul', [g.op('Mul', [f32(2), invR]), alpha])]); // [R, d]
+  const auxMask = g.op('Cast', [g.op('Greater', [auxVals, f32(0)])], { to: 1 });
+  const gAuxVals = g.op('Mul', [dotRows(auxRowsW, gEHat), auxMask]); // [R, kAux]
+
+  // ---- scatter the sparse gradients back by latent index ----
+  const flat = (t: string): string => g.op('Reshape', [t, g.constI64([-1, 1])]);
+  const index = g.op('Concat', [flat(idx), flat(auxIdx)], { axis: 0 }); // [B·k + R·kAux, 1]
+  const outer = (a: string, v: string): string =>
+    g.op('Reshape', [
+      g.op('Mul', [g.op('Unsqueeze', [a, axes(-1)]), g.op('Unsqueeze', [v, axes(1)])]),
+      g.constI64([-1, d]),
+    ]);
+  const scatter = (shape: number[], updates: string): string =>
+    g.op('ScatterND', [g.op('ConstantOfShape', [g.constI64(shape)]), index, updates], { reduction: 'add' });
+  const flat1 = (t: string): string => g.op('Reshape', [t, g.constI64([-1])]);
+  const gEncT = scatter([s, d], g.op('Concat', [outer(gVals, x), outer(gAuxVals, xR)], { axis: 0 })); // [s, d]
+  const grads: Record<ParamName, string> = {
+    W_enc: g.op('Transpose', [gEncT], { perm: [1, 0] }),
+    b_enc: scatter([s], g.op('Concat', [flat1(gVals), flat1(gAuxVals)], { axis: 0 })),
+    W_dec: scatter([s, d], g.op('Concat', [outer(act, gXHat), outer(auxAct, gEHat)], { axis: 0 })),
+    b_dec: g.op('ReduceSum', [gXHat, axes(0)], { keepdims: 0 }),
+  };
+  const fired = g.op('ScatterND', [g.op('ConstantOfShape', [g.constI64([s])]), flat(idx), flat1(actMask)], {
+    reduction: 'add',
+  });
+  return { grads, mse, sparsity: f32(0), aux, l0, fired };
 }

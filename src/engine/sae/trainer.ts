@@ -133,6 +133,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       k: o.k,
       kAux: Math.min(o.dSae, Math.max(o.k, Math.floor(o.dIn / 2))),
       auxCoefficient: 1 / 32,
+      auxRows: Math.min(o.batch, 256),
       beta1: 0.9,
       beta2: 0.999,
       adamEps: 1e-8,
