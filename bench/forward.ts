@@ -114,6 +114,42 @@ function loupeTokensPerS(T: number, hooks: string): number {
   return (JSON.parse(out) as { tokens_per_s: number }).tokens_per_s;
 }
 
+/** First open (hash, convert, compile) and second open (cached) of the checkpoint, with peak memory. */
+function openCost(): Record<string, number> {
+  const cache = fs.mkdtempSync(path.join(work, 'open-cache-'));
+  const once = (): { open_seconds: number; max_rss_mb: number } =>
+    JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          path.join(ROOT, 'bin', 'loupe'),
+          'bench',
+          'forward',
+          '--model',
+          modelDir,
+          '--tokens',
+          '16',
+          '--repeat',
+          '1',
+          '--json',
+        ],
+        { cwd: ROOT, env: { ...env, LOUPE_CACHE_DIR: cache }, encoding: 'utf8' },
+      ),
+    ) as { open_seconds: number; max_rss_mb: number };
+  const first = once();
+  const second = once();
+  fs.rmSync(cache, { recursive: true, force: true });
+  const checkpointMb = fs.statSync(path.join(modelDir, 'model.safetensors')).size / 2 ** 20;
+  return {
+    checkpoint_mb: checkpointMb,
+    first_open_seconds: first.open_seconds,
+    first_open_peak_rss_mb: first.max_rss_mb,
+    first_open_peak_ratio: first.max_rss_mb / checkpointMb,
+    second_open_seconds: second.open_seconds,
+    second_open_peak_rss_mb: second.max_rss_mb,
+  };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -123,6 +159,8 @@ async function main(): Promise<void> {
   prepare();
   const gflops = sgemmRate();
   console.error(`bench: PyTorch sgemm 2048² on ${threads} threads: ${gflops.toFixed(0)} GFLOP/s`);
+  const open = openCost();
+  console.error(`bench: open ${JSON.stringify(open)}`);
   const results: Record<string, Record<string, number>> = {};
   for (const T of tokenCounts) {
     const runs: Record<string, number[]> = {
@@ -156,7 +194,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
   fs.writeFileSync(
     path.join(ROOT, 'bench', 'results', 'forward.json'),
-    JSON.stringify({ threads, repeat, rounds, sgemm_gflops: gflops, results }, null, 2),
+    JSON.stringify({ threads, repeat, rounds, sgemm_gflops: gflops, open, results }, null, 2),
   );
 }
 

@@ -260,7 +260,9 @@ async function benchForward(flags: Flags): Promise<void> {
   const hooks = flags.hooks ?? 'none';
   if (!['none', 'resid', 'all'].includes(hooks))
     throw new LoupeError(`--hooks must be none, resid or all, not '${hooks}'`);
+  const openStart = process.hrtime.bigint();
   const model = await openModel(flags);
+  const openSeconds = Number(process.hrtime.bigint() - openStart) / 1e9;
   try {
     if (T > model.spec.nCtx)
       throw new LoupeError(`--tokens ${T} exceeds the model's context of ${model.spec.nCtx}`);
@@ -292,6 +294,8 @@ async function benchForward(flags: Flags): Promise<void> {
       ms_per_forward_mean: total / repeat,
       ms_per_forward_median: sorted[Math.floor(sorted.length / 2)],
       model: model.checkpoint.dir,
+      open_seconds: openSeconds,
+      max_rss_mb: process.resourceUsage().maxRSS / 1024,
     };
     if (flags.json) process.stdout.write(`${JSON.stringify(report)}\n`);
     else
