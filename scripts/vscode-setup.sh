@@ -19,17 +19,8 @@ ENTRY="$DIR/node_modules/code-server/out/node/entry.js"
 # Debian packages: Kerberos headers and a compiler toolchain for the native
 # rebuilds, ripgrep for VS Code's search, Chromium for the browser side with
 # fonts for CJK text and emoji.
-need_apt=()
-for pkg in libkrb5-dev ripgrep chromium fonts-wqy-microhei fonts-noto-color-emoji build-essential python3 pkg-config; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need_apt+=("$pkg")
-done
-if [ ${#need_apt[@]} -gt 0 ]; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "vscode-setup: installing Debian packages: ${need_apt[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-fi
+bash "$(dirname "$0")/apt-install.sh" libkrb5-dev ripgrep chromium fonts-wqy-microhei fonts-noto-color-emoji \
+  build-essential python3 pkg-config
 
 if [ -f "$STAMP" ] && [ -f "$ENTRY" ]; then
   echo "vscode-setup: code-server $CODE_SERVER_VERSION already installed"

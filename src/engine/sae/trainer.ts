@@ -253,6 +253,15 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
   let cancelled = false;
   const scalar = (v: number): Feed => ({ type: 'float32', dims: [], data: new Float32Array([v]) });
   const dead = new Float32Array(o.dSae);
+  const checkpoint = (): void =>
+    writeCheckpoint(options.outDir, current, lastFired, firedCount, {
+      step,
+      tokens,
+      epoch,
+      documentsDone,
+      normScalingFactor: scale,
+      options: o,
+    });
   try {
     while (step < o.steps) {
       if (options.signal?.aborted) {
@@ -309,14 +318,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       options.onProgress?.(last);
       log.write(`${JSON.stringify(last)}\n`);
       if (step % o.checkpointEvery === 0 && step < o.steps) {
-        writeCheckpoint(options.outDir, current, lastFired, firedCount, {
-          step,
-          tokens,
-          epoch,
-          documentsDone,
-          normScalingFactor: scale,
-          options: o,
-        });
+        checkpoint();
       }
     }
   } catch (err) {
@@ -329,14 +331,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
   }
   if (cancelled) {
     // Keep what was learned: a checkpoint to resume from, never a half-written one.
-    writeCheckpoint(options.outDir, current, lastFired, firedCount, {
-      step,
-      tokens,
-      epoch,
-      documentsDone,
-      normScalingFactor: scale,
-      options: o,
-    });
+    checkpoint();
     return { outDir: options.outDir, steps: step, tokens, last, cancelled };
   }
   saveTrained(model, options, o, current, firedCount, tokens, scale);
