@@ -14,6 +14,9 @@ import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
 import { TrainProgress, trainSae } from '../engine/sae/trainer';
+import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
+import { FeatureDatabase, ListSort } from '../engine/features/database';
+import { FeatureContext, FeatureDashboard } from '../engine/features/types';
 
 const USAGE = `usage: loupe <command> [options]
 
@@ -33,6 +36,13 @@ commands:
       saves it in SAELens's format; Ctrl-C stops at a checkpoint that --resume continues
   eval-sae --model DIR --sae DIR --corpus PATH [--tokens N] [--context N] [--json]
       L0, FVU, next-token loss clean / spliced / zero-ablated, loss recovered, dead and dense fractions
+  dashboards --model DIR --sae DIR --corpus PATH [--tokens N] [--context N] [--clusters K] [--seed S] [--out DIR]
+      one pass over PATH (default 100000 tokens), then every feature's dashboard: top-activating contexts,
+      samples from lower activation bands, density, histogram, logit effects, similar features, an automatic
+      label; clusters and a 2-D map. Writes a feature database to DIR (default SAE_DIR/features); progress on stderr
+  feature --sae DIR (--index I | --search TEXT | --list density|maxAct|index) [--db DIR] [--top N] [--json]
+      one feature's dashboard from the database (--index), the features matching a label, token or index
+      (--search), or the first N features by a column (--list); --db is the database if not in SAE_DIR/features
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
 
@@ -63,6 +73,11 @@ interface Flags {
   'checkpoint-every'?: string;
   seed?: string;
   resume?: boolean;
+  clusters?: string;
+  index?: string;
+  search?: string;
+  list?: string;
+  db?: string;
   help?: boolean;
 }
 
@@ -95,6 +110,11 @@ async function main(argv: string[]): Promise<void> {
       'checkpoint-every': { type: 'string' },
       seed: { type: 'string' },
       resume: { type: 'boolean' },
+      clusters: { type: 'string' },
+      index: { type: 'string' },
+      search: { type: 'string' },
+      list: { type: 'string' },
+      db: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -117,6 +137,10 @@ async function main(argv: string[]): Promise<void> {
       return evalSaeCommand(flags);
     case 'train-sae':
       return trainSaeCommand(flags);
+    case 'dashboards':
+      return dashboardsCommand(flags);
+    case 'feature':
+      return featureCommand(flags);
     case 'bench':
       if (sub !== 'forward') throw new LoupeError(`unknown bench '${sub ?? ''}'; try 'loupe bench forward'`);
       return benchForward(flags);
@@ -389,6 +413,132 @@ async function evalSaeCommand(flags: Flags): Promise<void> {
     sae.dispose();
     await model.dispose();
   }
+}
+
+async function dashboardsCommand(flags: Flags): Promise<void> {
+  if (!flags.sae)
+    throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
+  if (!flags.corpus)
+    throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
+  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
+  const sae = Sae.load(flags.sae, { threads });
+  for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
+  const model = await openModel(flags);
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const started = Date.now();
+  let lastStage = '';
+  let lastTenth = -1;
+  try {
+    const result = await buildFeatureDatabase(model, sae, flags.corpus, {
+      maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
+      contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
+      clusters: flags.clusters === undefined ? undefined : positiveInt(flags.clusters, '--clusters'),
+      seed: flags.seed === undefined ? undefined : Number(flags.seed),
+      out: flags.out,
+      threads,
+      signal: controller.signal,
+      onProgress: (p: BuildProgress) => {
+        const tenth = Math.floor((10 * p.done) / Math.max(1, p.total));
+        if (process.stderr.isTTY) {
+          // One live line per stage; a finished stage's line stays.
+          if (p.stage !== lastStage && lastStage !== '') process.stderr.write('\n');
+          process.stderr.write(`\r${buildLine(p, started)}`);
+        } else if (p.stage !== lastStage || tenth !== lastTenth) {
+          process.stderr.write(`${buildLine(p, started)}\n`);
+        }
+        lastStage = p.stage;
+        lastTenth = tenth;
+      },
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    const m = result.meta;
+    process.stdout.write(
+      `${JSON.stringify({ out: result.dir, features: m.dSae, live: m.liveFeatures, dead: m.dSae - m.liveFeatures, tokens: m.tokens, documents: m.documents, clusters: m.options.clusters, seconds: m.seconds })}\n`,
+    );
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await model.dispose();
+    await sae.dispose();
+  }
+}
+
+function buildLine(p: BuildProgress, started: number): string {
+  const names: Record<BuildProgress['stage'], string> = {
+    pass: 'reading the corpus (tokens)',
+    logits: 'logit effects (features)',
+    similar: 'similar features (features)',
+    labels: 'labels (features)',
+    clusters: 'clustering',
+    map: 'map (UMAP epochs)',
+    write: 'writing dashboards (features)',
+  };
+  const pct = p.total > 0 ? Math.min(100, (100 * p.done) / p.total) : 100;
+  const secs = ((Date.now() - started) / 1000).toFixed(0);
+  return `${names[p.stage]}: ${p.done}/${p.total} (${pct.toFixed(0)}%) ${secs}s   `;
+}
+
+async function featureCommand(flags: Flags): Promise<void> {
+  const where = flags.db ?? flags.sae;
+  if (!where) throw new LoupeError('--sae DIR (or --db DIR) is required');
+  const db = FeatureDatabase.open(where);
+  const limit = positiveInt(flags.top ?? '20', '--top');
+  if (flags.index !== undefined) {
+    const i = Number(flags.index);
+    if (!Number.isInteger(i) || i < 0)
+      throw new LoupeError(`--index must be a feature number, not '${flags.index}'`);
+    const d = db.dashboard(i);
+    if (flags.json) process.stdout.write(`${JSON.stringify(d)}\n`);
+    else process.stdout.write(renderDashboard(d));
+    return;
+  }
+  let rows;
+  if (flags.search !== undefined) rows = db.search(flags.search, limit);
+  else if (flags.list !== undefined) {
+    const sorts: ListSort[] = ['index', 'density', 'maxAct', 'meanActive'];
+    if (!sorts.includes(flags.list as ListSort))
+      throw new LoupeError(`--list must be one of ${sorts.join(', ')}, not '${flags.list}'`);
+    rows = db.list({ sort: flags.list as ListSort, limit });
+  } else throw new LoupeError('give --index I, --search TEXT or --list density|maxAct|meanActive|index');
+  if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+  else
+    for (const r of rows)
+      process.stdout.write(
+        `${r.index}\t${r.dead ? 'dead' : r.density.toPrecision(3)}\t${r.maxAct.toPrecision(3)}\t${r.label}\n`,
+      );
+}
+
+function renderDashboard(d: FeatureDashboard): string {
+  const lines: string[] = [];
+  const s = d.stats;
+  lines.push(`feature ${d.index}${d.dead ? ' (dead)' : ''}: ${d.label.text || '(no label)'}`);
+  lines.push(
+    `density ${s.density.toPrecision(3)} (${s.activeTokens}/${s.tokens} tokens), max ${s.maxAct}, mean when active ${s.meanActive}, cluster ${d.cluster ?? '-'}`,
+  );
+  const ctx = (c: FeatureContext): string =>
+    c.tokens
+      .map((t, i) => (i === c.focus ? `[[${t}]]` : t))
+      .join('')
+      .replace(/\n/g, '⏎');
+  if (d.logits) {
+    lines.push(
+      `promotes:   ${d.logits.promoted.map((t) => `${JSON.stringify(t.token)} ${t.value}`).join(', ')}`,
+    );
+    lines.push(
+      `suppresses: ${d.logits.suppressed.map((t) => `${JSON.stringify(t.token)} ${t.value}`).join(', ')}`,
+    );
+  }
+  lines.push(`similar: ${d.similar.map((x) => `${x.index} (${x.cosine})`).join(', ')}`);
+  lines.push('top activations:');
+  for (const c of d.top) lines.push(`  ${c.act.toPrecision(3).padStart(8)}  ${ctx(c)}   ${c.source}`);
+  for (const b of d.bands) {
+    lines.push(`band ${b.lo}–${b.hi} (${(100 * b.fraction).toFixed(1)}% of activations):`);
+    for (const c of b.samples) lines.push(`  ${c.act.toPrecision(3).padStart(8)}  ${ctx(c)}   ${c.source}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 function progressLine(p: TrainProgress): string {

@@ -107,6 +107,29 @@ export class HookedModel {
 
   /** The batched form of `run`, for callers that stream many texts and handle padding themselves. */
   async runPadded(batch: readonly (readonly number[])[], options: RunOptions = {}): Promise<PaddedRunResult> {
+    const { lengths, outputs, hooks } = await this.execute(batch, options, true);
+    return { lengths, logits: outputs.get(LOGITS)!, hooks };
+  }
+
+  /**
+   * Hooks only, right-padded as in `runPadded`: the graph stops at the last
+   * layer the hooks need and computes no logits, so reading an early layer
+   * (an SAE's hook) skips the later blocks and the unembedding.
+   */
+  async runHooksPadded(
+    batch: readonly (readonly number[])[],
+    hooks: readonly string[],
+  ): Promise<{ readonly lengths: readonly number[]; readonly hooks: ReadonlyMap<string, Tensor> }> {
+    if (hooks.length === 0) throw new LoupeError('runHooksPadded needs at least one hook to return');
+    const { lengths, hooks: values } = await this.execute(batch, { hooks }, false);
+    return { lengths, hooks: values };
+  }
+
+  private async execute(
+    batch: readonly (readonly number[])[],
+    options: RunOptions,
+    logits: boolean,
+  ): Promise<{ lengths: number[]; outputs: Map<string, Tensor>; hooks: Map<string, Tensor> }> {
     const spec = this.spec;
     if (batch.length === 0) throw new LoupeError('nothing to run: the batch is empty');
     const lengths = batch.map((ids) => ids.length);
@@ -145,13 +168,14 @@ export class HookedModel {
     const { session, hookOutputs } = await this.session(
       hooks.map((h) => h.name),
       edits.map((e) => e.hook),
+      logits,
     );
-    const fetch = [LOGITS, ...new Set(hooks.map((h) => hookOutputs.get(h.name)!))];
-    const out = await session.run(feeds, fetch);
+    const fetch = [...(logits ? [LOGITS] : []), ...new Set(hooks.map((h) => hookOutputs.get(h.name)!))];
+    const outputs = await session.run(feeds, fetch);
     return {
       lengths,
-      logits: out.get(LOGITS)!,
-      hooks: new Map(hooks.map((h) => [h.name, out.get(hookOutputs.get(h.name)!)!])),
+      outputs,
+      hooks: new Map(hooks.map((h) => [h.name, outputs.get(hookOutputs.get(h.name)!)!])),
     };
   }
 
@@ -164,8 +188,9 @@ export class HookedModel {
   private session(
     outputs: readonly string[],
     edits: readonly string[],
+    logits: boolean,
   ): Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }> {
-    const key = `o:${[...outputs].sort().join(',')}|e:${[...edits].sort().join(',')}`;
+    const key = `o:${[...outputs].sort().join(',')}|e:${[...edits].sort().join(',')}${logits ? '' : '|no-logits'}`;
     const cached = this.sessions.get(key);
     if (cached) {
       this.sessions.delete(key); // re-insert: the map's order is least recently used first
@@ -176,6 +201,7 @@ export class HookedModel {
       const built = buildTransformerGraph(this.spec, this.compiled.weights, WEIGHTS_FILE, {
         outputs: new Set(outputs),
         edits: new Set(edits),
+        logits,
       });
       const file = path.join(this.compiled.dir, `graph-${shortHash(key)}.onnx`);
       // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.

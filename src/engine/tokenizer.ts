@@ -100,7 +100,32 @@ export class TextTokenizer {
   idToToken(id: number): string | null {
     return this.tokenizer.idToToken(id);
   }
+
+  /**
+   * One token as a person should read it: its decoded text, or, for a token
+   * that holds only part of a character's UTF-8 bytes (which decodes to U+FFFD),
+   * those bytes as `<0xE4><0xB8>`.
+   */
+  async displayText(id: number): Promise<string> {
+    const text = await this.decode([id]);
+    if (!text.includes('\uFFFD')) return text;
+    const raw = this.idToToken(id) ?? '';
+    if (/^(<0x[0-9A-Fa-f]{2}>)+$/.test(raw)) return raw; // SentencePiece byte fallback names them so already
+    const bytes = [...raw].map((ch) => BYTE_LEVEL_DECODER.get(ch));
+    if (raw === '' || bytes.some((b) => b === undefined)) return text;
+    return bytes.map((b) => `<0x${b!.toString(16).toUpperCase().padStart(2, '0')}>`).join('');
+  }
 }
+
+/** GPT-2's byte-level alphabet, reversed: the character that stands for each byte → the byte. */
+const BYTE_LEVEL_DECODER: ReadonlyMap<string, number> = (() => {
+  const printable = (b: number): boolean =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const map = new Map<string, number>();
+  let n = 0;
+  for (let b = 0; b < 256; b++) map.set(String.fromCharCode(printable(b) ? b : 256 + n++), b);
+  return map;
+})();
 
 /** Reads `bos_token` from tokenizer_config.json (a string or an AddedToken object), if any. */
 function readBosToken(dir: string): string | null {

@@ -8,6 +8,8 @@
  * graph only in variants that ask for them. So a run pays only for what it
  * fetches or edits.
  *
+ * A variant without logits ends at its last hook.
+ *
  * Inputs are right-padded: a text's real tokens sit at positions 0..n-1 and
  * causal attention keeps them from ever seeing the padding that follows.
  */
@@ -19,6 +21,12 @@ export interface GraphVariant {
   readonly outputs: ReadonlySet<string>;
   /** Hook names that take an edit. */
   readonly edits: ReadonlySet<string>;
+  /**
+   * Whether the graph computes logits. Without them it stops after the last
+   * layer a hook or edit needs: reading one early layer then skips the later
+   * blocks and the unembedding, often the largest matmul of a small model.
+   */
+  readonly logits: boolean;
 }
 
 export interface BuiltGraph {
@@ -212,7 +220,8 @@ export function buildTransformerGraph(
     if (wanted('hook_pos_embed')) pos = hook('hook_pos_embed', g.op('Expand', [pos, g.op('Shape', [resid])]));
     resid = g.op('Add', [resid, pos]);
   }
-  for (let l = 0; l < spec.nLayers; l++) {
+  const layers = variant.logits ? spec.nLayers : layersNeeded(spec, variant);
+  for (let l = 0; l < Math.min(layers, spec.nLayers); l++) {
     const b = `blocks.${l}.`;
     resid = hook(`${b}hook_resid_pre`, resid);
     const attnOut = attention(norm(resid, `${b}ln1`), l);
@@ -225,7 +234,9 @@ export function buildTransformerGraph(
     }
     resid = hook(`${b}hook_resid_post`, resid);
   }
+  if (layers <= spec.nLayers && !variant.logits) return { bytes: g.encode('loupe'), hookOutputs };
   const final = norm(resid, 'ln_final');
+  if (!variant.logits) return { bytes: g.encode('loupe'), hookOutputs };
   // Unembedding as Gemm with transB on [vocab, d] weights, so a tied model reads W_E itself, with no transposed copy.
   const flat = g.op('Reshape', [final, g.constI64([-1, spec.dModel])]);
   const unembed = hasW('W_U_T') ? w('W_U_T') : w('W_E');
@@ -236,4 +247,19 @@ export function buildTransformerGraph(
   g.output(LOGITS);
 
   return { bytes: g.encode('loupe'), hookOutputs };
+}
+
+/**
+ * How many blocks a variant without logits must run: up to the deepest
+ * `blocks.L.` hook it reads or edits, none for the embeddings alone, and one
+ * past the last block (the final norm too) for `ln_final` hooks.
+ */
+function layersNeeded(spec: ModelSpec, variant: GraphVariant): number {
+  let n = 0;
+  for (const name of [...variant.outputs, ...variant.edits]) {
+    const m = /^blocks\.(\d+)\./.exec(name);
+    if (m) n = Math.max(n, Number(m[1]) + 1);
+    else if (name.startsWith('ln_final.')) n = spec.nLayers + 1;
+  }
+  return n;
 }

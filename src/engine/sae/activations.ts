@@ -62,7 +62,7 @@ export async function* streamActivations(
   let documentsDone = 0;
 
   const run = async (): Promise<ActivationChunk> => {
-    const padded = await model.runPadded(pending, { hooks: [options.hook] });
+    const padded = await model.runHooksPadded(pending, [options.hook]);
     const acts = padded.hooks.get(options.hook)!;
     const T = acts.dims[1];
     const count = padded.lengths.reduce((a, n) => a + n - 1, 0);

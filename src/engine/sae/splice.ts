@@ -79,20 +79,34 @@ function asRows(att: AttachedSae, t: Tensor): Tensor {
   return { dims: [t.data.length / d, d], data: t.data };
 }
 
-/** Feature activations [n, d_sae] of each text's tokens (token ids as the model runs them). */
+/**
+ * Feature activations [n, d_sae] of each text's tokens (token ids as the model
+ * runs them). The model runs only up to the SAE's hook.
+ */
 export async function saeFeatures(
   att: AttachedSae,
   batch: readonly (readonly number[])[],
 ): Promise<Tensor[]> {
-  const padded = await att.model.runPadded(batch, { hooks: [att.hook.name] });
-  const x = padded.hooks.get(att.hook.name)!;
-  const acts = await att.sae.encode(asRows(att, x), { center: att.center });
-  const T = x.dims[1];
-  const dSae = att.sae.config.dSae;
-  return padded.lengths.map((n, b) => ({
+  const { lengths, acts } = await saeFeaturesPadded(att, batch);
+  const [, T, dSae] = acts.dims;
+  return lengths.map((n, b) => ({
     dims: [n, dSae],
     data: acts.data.slice(b * T * dSae, (b * T + n) * dSae),
   }));
+}
+
+/** The batched form of `saeFeatures`: [B, T_max, d_sae], right-padded, for callers that skip the padding themselves. */
+export async function saeFeaturesPadded(
+  att: AttachedSae,
+  batch: readonly (readonly number[])[],
+): Promise<{ readonly lengths: readonly number[]; readonly acts: Tensor }> {
+  const padded = await att.model.runHooksPadded(batch, [att.hook.name]);
+  const x = padded.hooks.get(att.hook.name)!;
+  const acts = await att.sae.encode(asRows(att, x), { center: att.center });
+  return {
+    lengths: padded.lengths,
+    acts: { dims: [batch.length, x.dims[1], att.sae.config.dSae], data: acts.data },
+  };
 }
 
 export interface FeatureActivation {
