@@ -15,7 +15,7 @@ HOOK=${HOOK:-blocks.0.hook_resid_post}
 ARCH=${ARCH:-topk}
 K=${K:-24}
 EXPANSION=${EXPANSION:-8}
-TOKENS=${TOKENS:-3000000}
+TOKENS=${TOKENS:-800000}
 SEED=${SEED:-42}
 
 [ -f dist/cli.js ] || bash scripts/setup.sh
@@ -27,9 +27,7 @@ node bin/loupe train-sae --model models/default --hook "$HOOK" --corpus "$CACHE/
   --batch 4096 --context 128 --seed "$SEED" --lr 0.0004
 node bin/loupe eval-sae --model models/default --sae "$OUT.tmp" --corpus "$CACHE/corpus/heldout.jsonl" \
   --tokens 60000 --context 128 --json > "$OUT.tmp/eval.json"
-if node bin/loupe --help | grep -q '^  dashboards'; then
-  node bin/loupe dashboards --model models/default --sae "$OUT.tmp" --corpus "$CACHE/corpus/heldout.jsonl" --tokens 90000
-fi
+node bin/loupe dashboards --model models/default --sae "$OUT.tmp" --corpus "$CACHE/corpus/heldout.jsonl" --tokens 100000
 rm -rf "$OUT"
 mv "$OUT.tmp" "$OUT"
 echo "default-sae: $(cat "$OUT/eval.json")"
