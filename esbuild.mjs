@@ -1,9 +1,10 @@
-// Bundles the extension host, the CLI, and (later) the webview into dist/.
+// Bundles into dist/: the extension host, the engine process it forks, the
+// CLI (Node, CommonJS), and each webview (browser, one IIFE plus its CSS).
 // Native addons (onnxruntime-node, tokenizers) stay external: they load from node_modules.
 import * as esbuild from 'esbuild';
 
 const watch = process.argv.includes('--watch');
-const common = {
+const node = {
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -12,10 +13,25 @@ const common = {
   external: ['vscode', 'onnxruntime-node', 'tokenizers'],
   logLevel: 'warning',
 };
+const webview = {
+  bundle: true,
+  platform: 'browser',
+  target: 'chrome120',
+  format: 'iife',
+  minify: true,
+  sourcemap: true,
+  logLevel: 'warning',
+};
 
 const builds = [
-  { ...common, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' },
-  { ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' },
+  { ...node, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' },
+  { ...node, entryPoints: ['src/engine/host/worker.ts'], outfile: 'dist/engineWorker.js' },
+  { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' },
+  {
+    ...webview,
+    entryPoints: { inspector: 'src/webview/inspector/main.ts' }, // its CSS import becomes inspector.css
+    outdir: 'dist/webview',
+  },
 ];
 
 if (watch) {

@@ -1,6 +1,7 @@
 /**
  * A tiny greeter with a cache, to try Loupe on TypeScript.
- * Open it, press F1 and run "Loupe: Show Hook Points of the Model".
+ * Open it with the Loupe sidebar showing and move the cursor through it:
+ * the Token Inspector follows, token by token.
  */
 
 export interface Greeting {

@@ -1,7 +1,8 @@
 """Count how often each word appears in a text, and show the most common ones.
 
-Open this file, then run "Loupe: Show Hook Points of the Model" from the
-command palette (F1) to see what the model can be asked about it.
+Open the Loupe sidebar (the magnifier in the activity bar) and click any token:
+the Token Inspector lists the SAE features active on it and the model's guesses
+for the next token. Click a feature to see where else in the file it fires.
 """
 
 from collections import Counter

@@ -92,5 +92,5 @@ done
 URL="http://127.0.0.1:$PORT/?folder=$(node -p 'encodeURI(process.argv[1])' "$FOLDER")"
 echo "vscode-open: VS Code (code-server) with Loupe installed; log in ${LOG#"$ROOT"/}"
 echo "Open $URL"
-echo "Then press F1 and run \"Loupe: Show Hook Points of the Model\". Ctrl-C stops it."
+echo "Then open a file and the Loupe sidebar (the magnifier in the activity bar), and click a token. Ctrl-C stops it."
 wait "$CS_PID"

@@ -118,3 +118,52 @@ export function writeByteLevelTokenizer(dir: string): void {
     JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' }),
   );
 }
+
+export interface RandomSaeOptions {
+  readonly dIn: number;
+  readonly dSae: number;
+  readonly hook: string;
+  /** Written as the cfg's context_size (the analysis windows follow it); null leaves it out. */
+  readonly contextSize: number | null;
+  /** TopK with this k (as sparse as a trained SAE); standard (ReLU) when absent. */
+  readonly k?: number;
+  readonly seed?: number;
+}
+
+/** An SAE with random weights in SAELens's newer folder layout. */
+export function writeRandomSae(dir: string, o: RandomSaeOptions): void {
+  const rand = seededRandom(o.seed ?? 5);
+  const t = (shape: number[], scale: number): TensorToWrite => ({
+    dtype: 'F32',
+    shape,
+    data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() * scale),
+  });
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(
+    path.join(dir, 'sae_weights.safetensors'),
+    new Map([
+      ['W_enc', t([o.dIn, o.dSae], 1)],
+      ['b_enc', t([o.dSae], 0.2)],
+      ['W_dec', t([o.dSae, o.dIn], 1)],
+      ['b_dec', t([o.dIn], 0.1)],
+    ]),
+  );
+  const metadata: Record<string, unknown> = {
+    hook_name: o.hook,
+    model_from_pretrained_kwargs: { center_writing_weights: false },
+  };
+  if (o.contextSize !== null) metadata.context_size = o.contextSize;
+  fs.writeFileSync(
+    path.join(dir, 'cfg.json'),
+    JSON.stringify({
+      architecture: o.k ? 'topk' : 'standard',
+      ...(o.k ? { k: o.k } : {}),
+      d_in: o.dIn,
+      d_sae: o.dSae,
+      dtype: 'float32',
+      apply_b_dec_to_input: true,
+      normalize_activations: 'none',
+      metadata,
+    }),
+  );
+}

@@ -1,0 +1,475 @@
+/**
+ * What the engine process holds and does for the editor: one model, an
+ * optional SAE (with its feature database, when one sits beside it), and the
+ * analyses of open documents. worker.ts turns protocol messages into calls
+ * here; nothing here knows about messages.
+ *
+ * An analysis tokenizes the text, cuts it into overlapping windows (see
+ * windows.ts) and runs them in batches through the model, only up to the
+ * SAE's hook, then through the SAE. Each token keeps its positive feature
+ * activations in sparse rows (at most MAX_FEATURES_PER_TOKEN, the largest),
+ * which answer the inspector, the hover and heat maps without running
+ * anything again. Next-token predictions need the logits, which are large
+ * ([tokens, vocab]), so they are computed on demand for the one window that
+ * holds the token, and a few windows' logits are kept.
+ *
+ * Windows are cached by their token ids, so analysing an edited document runs
+ * only the windows whose tokens changed (an edit near the end of a file
+ * leaves the windows before it as they were).
+ */
+import * as path from 'node:path';
+import { CancelledError, LoupeError } from '../errors';
+import { FeatureDatabase } from '../features/database';
+import { hookShape } from '../hooks';
+import { HookedModel } from '../model';
+import { AttachedSae, attachSae, saeFeaturesPadded } from '../sae/splice';
+import { Sae } from '../sae/sae';
+import { Token } from '../tokenizer';
+import { EngineParams, EngineResult, FeatureValue, ModelInfo, Prediction, SaeInfo } from './protocol';
+import { TokenWindow, planWindows, windowOf } from './windows';
+
+/** Keeps the sparse rows bounded for SAEs that fire densely; a heat map misses only a token's weakest activations. */
+const MAX_FEATURES_PER_TOKEN = 128;
+/** Bounds one batch's SAE activations ([windows × tokens × d_sae] f32) to about 32 MB. */
+const MAX_BATCH_ELEMENTS = 1 << 23;
+/**
+ * Tokens per batch. onnxruntime runs on this process's only JS thread, so a
+ * batch is as long as an inspector or hover request may wait: a few hundred
+ * tokens keep that under ~100 ms while batching still pays.
+ */
+const MAX_BATCH_TOKENS = 512;
+const WINDOW_CACHE_SIZE = 1024;
+const LOGITS_CACHE_SIZE = 3;
+const DOCUMENT_CACHE_SIZE = 8;
+
+/** Checked between batches; set by a `cancel` message or a new load. */
+export interface CancelSignal {
+  readonly cancelled: boolean;
+}
+
+export type Progress = (message: string, fraction: number | null) => void;
+
+/** A request named a document version this session no longer holds. */
+export class StaleError extends Error {
+  constructor(document: string, version: number) {
+    super(`no analysis of ${document} at version ${version}; analyse it again`);
+    this.name = 'StaleError';
+  }
+}
+
+/** Positive feature activations per token: row t holds index[offsets[t]..offsets[t+1]), largest first. */
+interface SparseRows {
+  readonly offsets: Int32Array;
+  readonly index: Int32Array;
+  readonly act: Float32Array;
+}
+
+interface DocumentAnalysis {
+  readonly version: number;
+  readonly tokens: readonly Token[];
+  /** 1 when tokens[0] is a BOS the tokenizer put before the text (its span is empty). */
+  readonly prefix: number;
+  readonly windows: readonly TokenWindow[];
+  /** One row per token (BOS's row is empty), once `analyze` has run; null without an SAE. */
+  features: SparseRows | null;
+  analysed: boolean;
+}
+
+interface Loaded {
+  readonly model: HookedModel;
+  readonly modelInfo: ModelInfo;
+  readonly sae: AttachedSae | null;
+  readonly saeInfo: SaeInfo | null;
+  readonly database: FeatureDatabase | null;
+  /** Tokens per window, BOS included. */
+  readonly window: number;
+}
+
+export class EngineSession {
+  private loaded: Loaded | null = null;
+  private readonly documents = new Map<string, DocumentAnalysis>();
+  private readonly windowFeatures = new Map<string, SparseRows>();
+  private readonly windowLogits = new Map<string, Float32Array>();
+
+  async load(params: EngineParams<'load'>, progress: Progress): Promise<EngineResult<'load'>> {
+    await this.unload();
+    const threads = params.threads > 0 ? params.threads : undefined;
+    const cacheDir = params.cacheDir ?? undefined;
+    progress(`Opening ${path.basename(params.model)}`, null);
+    const model = await HookedModel.open(params.model, {
+      threads,
+      cacheDir,
+      onProgress: (p) => progress(`Compiling ${path.basename(params.model)}: ${p.stage}`, p.done / p.total),
+    });
+    if (!model.tokenizer) {
+      await model.dispose();
+      throw new LoupeError(`${params.model}: no tokenizer.json, so Loupe cannot read text with this model`);
+    }
+    const spec = model.spec;
+    const modelInfo: ModelInfo = {
+      dir: model.checkpoint.dir,
+      name: path.basename(model.checkpoint.dir),
+      modelType: spec.modelType,
+      nLayers: spec.nLayers,
+      dModel: spec.dModel,
+      nCtx: spec.nCtx,
+      dVocab: spec.dVocab,
+    };
+    let sae: AttachedSae | null = null;
+    let saeError: string | null = null;
+    let database: FeatureDatabase | null = null;
+    const warnings: string[] = [];
+    if (params.sae !== null) {
+      try {
+        progress(`Opening SAE ${path.basename(params.sae)}`, null);
+        sae = attachSae(model, Sae.load(params.sae, { threads, cacheDir }));
+        warnings.push(...sae.sae.warnings);
+      } catch (err) {
+        saeError = (err as Error).message;
+      }
+    }
+    if (sae?.sae.dir) {
+      try {
+        database = FeatureDatabase.open(sae.sae.dir);
+      } catch (err) {
+        // No database is normal (features show by index); a broken one is worth a warning.
+        if (!(err as Error).message.includes('no feature database')) warnings.push((err as Error).message);
+      }
+    }
+    const contextSize = sae?.sae.config.contextSize ?? null;
+    const window = Math.min(spec.nCtx, contextSize !== null && contextSize > 1 ? contextSize : spec.nCtx);
+    const saeInfo: SaeInfo | null =
+      sae && sae.sae.dir
+        ? {
+            dir: sae.sae.dir,
+            name: path.basename(sae.sae.dir),
+            hook: sae.hook.name,
+            architecture: sae.sae.config.architecture,
+            dIn: sae.sae.config.dIn,
+            dSae: sae.sae.config.dSae,
+            window,
+            hasFeatureDatabase: database !== null,
+          }
+        : null;
+    this.loaded = { model, modelInfo, sae, saeInfo, database, window };
+    return { model: modelInfo, sae: saeInfo, saeError, warnings };
+  }
+
+  hooks(): EngineResult<'hooks'> {
+    const { model } = this.require();
+    return {
+      hooks: model.hookTable.map((h) => {
+        const sizes = hookShape(model.spec, h, 1, 1);
+        return {
+          name: h.name,
+          shape: h.dims.map((d, i) => (d === 'batch' || d === 'pos' ? d : String(sizes[i]))),
+        };
+      }),
+    };
+  }
+
+  /** Tokenizes a document version and plans its windows: enough to draw its tokens; `analyze` does the rest. */
+  async tokenize(params: EngineParams<'tokenize'>): Promise<EngineResult<'tokenize'>> {
+    const { model, window } = this.require();
+    const t0 = performance.now();
+    const tokens = await model.tokenize(params.text);
+    const prefix = tokens.length > 0 && tokens[0].start === 0 && tokens[0].end === 0 ? 1 : 0;
+    const windows = planWindows(tokens.length - prefix, window - prefix, Math.floor(window / 8));
+    const doc = { version: params.version, tokens, prefix, windows, features: null, analysed: false };
+    this.remember(this.documents, params.document, doc, DOCUMENT_CACHE_SIZE);
+    return {
+      document: params.document,
+      version: params.version,
+      ids: Int32Array.from(tokens, (t) => t.id),
+      starts: Int32Array.from(tokens, (t) => t.start),
+      ends: Int32Array.from(tokens, (t) => t.end),
+      windows: windows.length,
+      millis: performance.now() - t0,
+    };
+  }
+
+  /** Runs a tokenized document version through the model and SAE, window by window (cached windows are reused). */
+  async analyze(
+    params: EngineParams<'analyze'>,
+    signal: CancelSignal,
+    progress: Progress,
+  ): Promise<EngineResult<'analyze'>> {
+    const { sae, window } = this.require();
+    const doc = this.document(params.document, params.version);
+    const t0 = performance.now();
+    const { tokens, prefix, windows } = doc;
+    const bodyIds = tokens.slice(prefix).map((t) => t.id);
+    const prefixIds = tokens.slice(0, prefix).map((t) => t.id);
+    let windowsCached = windows.length;
+    if (sae && !doc.analysed) {
+      const rows: (SparseRows | undefined)[] = windows.map((w) =>
+        this.cached(this.windowFeatures, windowKey(prefixIds, bodyIds, w)),
+      );
+      const todo = windows.map((_, i) => i).filter((i) => rows[i] === undefined);
+      windowsCached = windows.length - todo.length;
+      const perBatch = Math.max(
+        1,
+        Math.min(
+          Math.floor(MAX_BATCH_TOKENS / window),
+          Math.floor(MAX_BATCH_ELEMENTS / (window * sae.sae.config.dSae)),
+        ),
+      );
+      for (let b = 0; b < todo.length; b += perBatch) {
+        if (signal.cancelled) throw new CancelledError();
+        const batch = todo.slice(b, b + perBatch);
+        const ids = batch.map((i) => [...prefixIds, ...bodyIds.slice(windows[i].start, windows[i].end)]);
+        const { lengths, acts } = await saeFeaturesPadded(sae, ids);
+        const [, T, dSae] = acts.dims;
+        batch.forEach((wi, k) => {
+          // The window's rows after its BOS, straight from the padded batch.
+          const from = (k * T + prefix) * dSae;
+          const sparse = sparseRows(acts.data.subarray(from, (k * T + lengths[k]) * dSae), dSae);
+          rows[wi] = sparse;
+          this.remember(
+            this.windowFeatures,
+            windowKey(prefixIds, bodyIds, windows[wi]),
+            sparse,
+            WINDOW_CACHE_SIZE,
+          );
+        });
+        progress('Analysing', (b + batch.length) / todo.length);
+      }
+      doc.features = assemble(tokens.length, prefix, windows, rows as SparseRows[]);
+    }
+    doc.analysed = true;
+    return {
+      document: params.document,
+      version: params.version,
+      windows: windows.length,
+      windowsCached,
+      hasFeatures: doc.features !== null,
+      millis: performance.now() - t0,
+    };
+  }
+
+  async inspect(params: EngineParams<'inspect'>): Promise<EngineResult<'inspect'>> {
+    const doc = this.analysed(params.document, params.version);
+    const t = checkToken(doc, params.token);
+    let features: FeatureValue[] = [];
+    let activeFeatures = 0;
+    if (doc.features) {
+      const { offsets, index, act } = doc.features;
+      activeFeatures = offsets[t + 1] - offsets[t];
+      const n = Math.min(activeFeatures, params.features);
+      features = Array.from({ length: n }, (_, k) => {
+        const i = index[offsets[t] + k];
+        return { index: i, act: act[offsets[t] + k], label: this.label(i) };
+      });
+    }
+    const predictions = params.predictions > 0 ? await this.predictions(doc, t, params.predictions) : [];
+    return { token: t, activeFeatures, features, predictions };
+  }
+
+  featureMap(params: EngineParams<'featureMap'>): EngineResult<'featureMap'> {
+    const doc = this.analysed(params.document, params.version);
+    const { sae } = this.require();
+    if (!doc.features || !sae) throw new LoupeError('no SAE is loaded, so there are no features to map');
+    if (params.feature >= sae.sae.config.dSae) {
+      throw new LoupeError(`feature ${params.feature} does not exist (the SAE has ${sae.sae.config.dSae})`);
+    }
+    const { offsets, index, act } = doc.features;
+    const acts = new Float32Array(doc.tokens.length);
+    let max = 0;
+    let activeTokens = 0;
+    for (let t = 0; t < doc.tokens.length; t++) {
+      for (let k = offsets[t]; k < offsets[t + 1]; k++) {
+        if (index[k] !== params.feature) continue;
+        acts[t] = act[k];
+        max = Math.max(max, act[k]);
+        activeTokens++;
+        break;
+      }
+    }
+    return { feature: params.feature, label: this.label(params.feature), acts, max, activeTokens };
+  }
+
+  fileFeatures(params: EngineParams<'fileFeatures'>): EngineResult<'fileFeatures'> {
+    const doc = this.analysed(params.document, params.version);
+    if (!doc.features) return { features: [] };
+    const max = new Map<number, number>();
+    const count = new Map<number, number>();
+    const { index, act } = doc.features;
+    for (let k = 0; k < index.length; k++) {
+      max.set(index[k], Math.max(max.get(index[k]) ?? 0, act[k]));
+      count.set(index[k], (count.get(index[k]) ?? 0) + 1);
+    }
+    const features = [...max.entries()]
+      .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+      .slice(0, params.limit)
+      .map(([i, m]) => ({ index: i, act: m, label: this.label(i), tokens: count.get(i)! }));
+    return { features };
+  }
+
+  forget(document: string): void {
+    this.documents.delete(document);
+  }
+
+  async unload(): Promise<void> {
+    const old = this.loaded;
+    this.loaded = null;
+    this.documents.clear();
+    this.windowFeatures.clear();
+    this.windowLogits.clear();
+    await old?.model.dispose();
+  }
+
+  private async predictions(doc: DocumentAnalysis, t: number, k: number): Promise<Prediction[]> {
+    const { model } = this.require();
+    const prefixIds = doc.tokens.slice(0, doc.prefix).map((x) => x.id);
+    const bodyIds = doc.tokens.slice(doc.prefix).map((x) => x.id);
+    // The BOS row belongs to the first window; a body token to the window that keeps it.
+    const body = Math.max(0, t - doc.prefix);
+    const w = doc.windows[windowOf(doc.windows, body)];
+    if (!w) return []; // an empty document: nothing after BOS
+    const key = windowKey(prefixIds, bodyIds, w);
+    let logits = this.cached(this.windowLogits, key);
+    if (!logits) {
+      const [run] = await model.run([[...prefixIds, ...bodyIds.slice(w.start, w.end)]]);
+      logits = run.logits.data;
+      this.remember(this.windowLogits, key, logits, LOGITS_CACHE_SIZE);
+    }
+    const V = model.spec.dVocab;
+    const row = t < doc.prefix ? 0 : doc.prefix + body - w.start;
+    const top = topProbabilities(logits.subarray(row * V, (row + 1) * V), k);
+    return Promise.all(
+      top.map(async (p) => ({ id: p.id, text: await model.tokenizer!.displayText(p.id), prob: p.prob })),
+    );
+  }
+
+  private label(i: number): string | null {
+    const db = this.loaded?.database;
+    if (!db || i >= db.size) return null;
+    return db.summary(i).label || null;
+  }
+
+  private require(): Loaded {
+    if (!this.loaded) throw new LoupeError('no model is loaded');
+    return this.loaded;
+  }
+
+  private document(document: string, version: number): DocumentAnalysis {
+    const doc = this.documents.get(document);
+    if (!doc || doc.version !== version) throw new StaleError(document, version);
+    return doc;
+  }
+
+  private analysed(document: string, version: number): DocumentAnalysis {
+    const doc = this.document(document, version);
+    if (!doc.analysed)
+      throw new LoupeError(`${document} (version ${version}) is tokenized but not analysed yet`);
+    return doc;
+  }
+
+  private cached<V>(map: Map<string, V>, key: string): V | undefined {
+    const v = map.get(key);
+    if (v !== undefined) {
+      map.delete(key); // re-insert: a map's order is least recently used first
+      map.set(key, v);
+    }
+    return v;
+  }
+
+  private remember<V>(map: Map<string, V>, key: string, value: V, limit: number): void {
+    map.delete(key);
+    map.set(key, value);
+    while (map.size > limit) map.delete(map.keys().next().value as string);
+  }
+}
+
+function checkToken(doc: DocumentAnalysis, t: number): number {
+  if (t >= doc.tokens.length) {
+    throw new LoupeError(`token ${t} is past the end of the document (${doc.tokens.length} tokens)`);
+  }
+  return t;
+}
+
+function windowKey(prefixIds: readonly number[], bodyIds: readonly number[], w: TokenWindow): string {
+  return `${prefixIds.join(',')}|${bodyIds.slice(w.start, w.end).join(',')}`;
+}
+
+/** The positive entries of each row of [rows, d_sae] activations, largest first, at most MAX_FEATURES_PER_TOKEN a row. */
+function sparseRows(acts: Float32Array, dSae: number): SparseRows {
+  const rows = acts.length / dSae;
+  const offsets = new Int32Array(rows + 1);
+  let index = new Int32Array(Math.max(16, rows * 8));
+  let act = new Float32Array(index.length);
+  const rowIndex = new Int32Array(dSae);
+  let n = 0;
+  for (let r = 0; r < rows; r++) {
+    const base = r * dSae;
+    let count = 0;
+    for (let i = 0; i < dSae; i++) if (acts[base + i] > 0) rowIndex[count++] = i;
+    const order = Array.from(rowIndex.subarray(0, count));
+    order.sort((x, y) => acts[base + y] - acts[base + x] || x - y);
+    const keep = Math.min(count, MAX_FEATURES_PER_TOKEN);
+    if (n + keep > index.length) {
+      const grown = Math.max(index.length * 2, n + keep);
+      index = copyInto(new Int32Array(grown), index);
+      act = copyInto(new Float32Array(grown), act);
+    }
+    for (let k = 0; k < keep; k++) {
+      index[n] = order[k];
+      act[n++] = acts[base + order[k]];
+    }
+    offsets[r + 1] = n;
+  }
+  return { offsets, index: index.slice(0, n), act: act.slice(0, n) };
+}
+
+function copyInto<T extends Int32Array | Float32Array>(target: T, source: T): T {
+  target.set(source);
+  return target;
+}
+
+/** One row per document token from the rows each window keeps (an empty row for BOS). */
+function assemble(
+  count: number,
+  prefix: number,
+  windows: readonly TokenWindow[],
+  rows: readonly SparseRows[],
+): SparseRows {
+  let total = 0;
+  windows.forEach((w, i) => {
+    const r = rows[i];
+    total += r.offsets[w.end - w.start] - r.offsets[w.keepFrom - w.start];
+  });
+  const offsets = new Int32Array(count + 1);
+  const index = new Int32Array(total);
+  const act = new Float32Array(total);
+  let t = prefix;
+  let o = 0;
+  windows.forEach((w, i) => {
+    const r = rows[i];
+    for (let p = w.keepFrom - w.start; p < w.end - w.start; p++) {
+      const from = r.offsets[p];
+      const to = r.offsets[p + 1];
+      index.set(r.index.subarray(from, to), o);
+      act.set(r.act.subarray(from, to), o);
+      o += to - from;
+      offsets[++t] = o;
+    }
+  });
+  return { offsets, index, act };
+}
+
+/** The k most likely next tokens of one row of logits, by softmax probability. */
+export function topProbabilities(logits: Float32Array, k: number): { id: number; prob: number }[] {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const best: { id: number; logit: number }[] = [];
+  for (let id = 0; id < logits.length; id++) {
+    const v = logits[id];
+    if (best.length === k && v <= best[k - 1].logit) continue;
+    best.push({ id, logit: v });
+    best.sort((a, b) => b.logit - a.logit || a.id - b.id);
+    if (best.length > k) best.pop();
+  }
+  return best.map((b) => ({ id: b.id, prob: Math.exp(b.logit - max) / sum }));
+}

@@ -1,0 +1,2 @@
+/** Stylesheets imported for their side effect; esbuild writes them out beside the bundle. */
+declare module '*.css';
