@@ -29,7 +29,7 @@ commands:
       the model's hook points and their shapes
   features --model DIR --sae DIR --text FILE [--top K] [--json] [--no-bos]
       each token (as 'tokenize' prints it) with the K largest positive SAE feature activations (default 10)
-  train-sae --model DIR --hook NAME --corpus PATH --out DIR [--arch relu|topk] [--expansion E | --d-sae N]
+  train-sae --model DIR --hook NAME --corpus PATH --out DIR [--arch topk|relu] [--expansion E | --d-sae N]
             [--k K] [--l1 C] [--lr LR] [--batch TOKENS] [--tokens TOTAL] [--context N] [--checkpoint-every STEPS]
             [--seed S] [--resume]
       trains an SAE on activations streamed from PATH (a folder, a .jsonl with "text", or a text file);
@@ -336,7 +336,7 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
   if (!flags.corpus)
     throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
   if (!flags.out) throw new LoupeError('--out DIR is required');
-  const arch = flags.arch ?? 'relu';
+  const arch = flags.arch ?? 'topk';
   if (arch !== 'relu' && arch !== 'topk') throw new LoupeError(`--arch must be relu or topk, not '${arch}'`);
   const num = (v: string | undefined, flag: string): number | undefined => {
     if (v === undefined) return undefined;

@@ -31,6 +31,7 @@ export interface TrainSaeOptions {
   /** A folder of text files, a .jsonl with "text" fields, or a text file. */
   readonly corpus: string;
   readonly outDir: string;
+  /** Default 'topk' (k = 32): the faster step (sparse decoding) and no L1 coefficient to tune. */
   readonly architecture?: TrainArchitecture;
   /** d_sae = expansion · d_in unless dSae is given. */
   readonly expansion?: number;
@@ -340,7 +341,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
 }
 
 function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOptions): ResolvedOptions {
-  const architecture = options.architecture ?? 'relu';
+  const architecture = options.architecture ?? 'topk';
   const dSae = options.dSae ?? Math.round((options.expansion ?? 8) * dIn);
   const batch = options.batchSize ?? 4096;
   const trainingTokens = options.trainingTokens ?? 2_000_000;
