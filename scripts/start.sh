@@ -10,15 +10,20 @@ cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
 mkdir -p .cache/start
-echo "start: the default model on samples/tokens.py"
-bin/loupe tokenize --text samples/tokens.py --json > .cache/start/tokens.json
-bin/loupe run --text samples/tokens.py --hooks resid --out .cache/start/tokens.safetensors
+# The model's context is 256 tokens: the job reads the sample's opening lines.
+head -n 16 samples/tokens.py > .cache/start/excerpt.py
+echo "start: the default model and SAE on the first lines of samples/tokens.py"
+bin/loupe run --text .cache/start/excerpt.py --hooks resid --out .cache/start/excerpt.safetensors
+bin/loupe features --text .cache/start/excerpt.py --sae models/default-sae --top 3 --json > .cache/start/features.json
 node -e '
-  const tokens = require("./.cache/start/tokens.json");
-  console.log(`start: ${tokens.length} tokens; residual stream of every layer in .cache/start/tokens.safetensors`);
+  const tokens = require("./.cache/start/features.json");
+  const db = require("./models/default-sae/features/index.json");
+  console.log(`start: ${tokens.length} tokens; every residual-stream hook is in .cache/start/excerpt.safetensors`);
+  for (const t of tokens.slice(1, 13)) {
+    const f = t.features.map((x) => `#${x.index} ${db.features.label[x.index]} (${x.act.toFixed(2)})`).join(", ");
+    console.log(`  ${JSON.stringify(t.text).padEnd(14)} ${f}`);
+  }
 '
-bin/loupe hooks | head -5
-echo "..."
 if [ "${NO_VSCODE:-0}" != "1" ]; then
   exec bash scripts/vscode-open.sh samples
 fi
