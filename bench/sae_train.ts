@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { seededUniform } from '../src/engine/random';
 import { Feed, GraphSession } from '../src/engine/runtime';
 import { METRICS, PARAMS, TrainArchitecture, buildTrainGraph, io } from '../src/engine/sae/trainGraph';
 
@@ -53,12 +54,9 @@ async function loupeRate(arch: TrainArchitecture, dIn: number, dSae: number): Pr
   );
   const session = await GraphSession.create(file, { threads });
   fs.rmSync(file);
-  let seed = 1;
+  const uniform = seededUniform(1);
   const rnd = (n: number, scale: number): Float32Array =>
-    Float32Array.from({ length: n }, () => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return (seed / 2 ** 32 - 0.5) * scale;
-    });
+    Float32Array.from({ length: n }, () => (uniform() - 0.5) * scale);
   const shapes: Record<string, number[]> = {
     W_enc: [dIn, dSae],
     b_enc: [dSae],

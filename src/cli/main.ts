@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LoupeError, errorMessage } from '../engine/errors';
 import { defaultModelDir } from '../engine/defaultModel';
+import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { HookedModel } from '../engine/model';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
@@ -290,11 +291,7 @@ async function benchForward(flags: Flags): Promise<void> {
   try {
     if (T > model.spec.nCtx)
       throw new LoupeError(`--tokens ${T} exceeds the model's context of ${model.spec.nCtx}`);
-    let seed = 12345;
-    const rand = (): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      return seed / 2 ** 32;
-    };
+    const rand = seededUniform(12345);
     const ids = Array.from({ length: batch }, () =>
       Array.from({ length: T }, () => Math.floor(rand() * model.spec.dVocab)),
     );

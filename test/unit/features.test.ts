@@ -17,7 +17,7 @@ import { HIST_BINS, finishHistogram, massBetween } from '../../src/engine/featur
 import { labelFeature } from '../../src/engine/features/labels';
 import { BandSamples, TopContexts } from '../../src/engine/features/samplers';
 import { HookedModel } from '../../src/engine/model';
-import { seededUniform } from '../../src/engine/sae/activations';
+import { seededUniform } from '../../src/engine/random';
 import { Sae } from '../../src/engine/sae/sae';
 import { attachSae, saeFeatures } from '../../src/engine/sae/splice';
 import { trainSae } from '../../src/engine/sae/trainer';

@@ -17,7 +17,7 @@
  * exact, and far faster than umap-js's own neighbour search), with a seeded
  * random generator, so the same database gives the same map.
  */
-import { seededUniform } from '../sae/activations';
+import { seededUniform } from '../random';
 import { CancelledError } from '../errors';
 import { topCosine } from './decoder';
 

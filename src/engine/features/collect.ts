@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import { CorpusDocument, readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
-import { seededUniform } from '../sae/activations';
+import { seededUniform } from '../random';
 import { Sae } from '../sae/sae';
 import { attachSae } from '../sae/splice';
 import { ContextSlots, ScanWindow } from './contextSlots';

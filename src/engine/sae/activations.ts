@@ -97,18 +97,6 @@ export async function* streamActivations(
   if (pending.length > 0) yield await run();
 }
 
-/** A seeded generator (mulberry32): shuffles are repeatable. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export class ShuffleBuffer {
   private readonly store: Float32Array;
   private filled = 0;
