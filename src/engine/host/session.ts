@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { CancelledError, LoupeError } from '../errors';
 import { FeatureDatabase } from '../features/database';
 import { hookShape } from '../hooks';
+import { logSumExp } from '../logits';
 import { HookedModel } from '../model';
 import { AttachedSae, attachSae, saeFeaturesPadded } from '../sae/splice';
 import { Sae } from '../sae/sae';
@@ -459,10 +460,7 @@ function assemble(
 
 /** The k most likely next tokens of one row of logits, by softmax probability. */
 export function topProbabilities(logits: Float32Array, k: number): { id: number; prob: number }[] {
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
+  const lse = logSumExp(logits);
   const best: { id: number; logit: number }[] = [];
   for (let id = 0; id < logits.length; id++) {
     const v = logits[id];
@@ -471,5 +469,5 @@ export function topProbabilities(logits: Float32Array, k: number): { id: number;
     best.sort((a, b) => b.logit - a.logit || a.id - b.id);
     if (best.length > k) best.pop();
   }
-  return best.map((b) => ({ id: b.id, prob: Math.exp(b.logit - max) / sum }));
+  return best.map((b) => ({ id: b.id, prob: Math.exp(b.logit - lse) }));
 }

@@ -8,6 +8,7 @@
  * BOS position is left out of every statistic.
  */
 import { readCorpus } from '../corpus';
+import { logSumExp } from '../logits';
 import { CancelledError } from '../errors';
 import { HookedModel } from '../model';
 import { Tensor } from '../tensor';
@@ -144,11 +145,7 @@ export async function evaluateSae(
   };
 }
 
-/** −log softmax(logits)[target] for one row. */
+/** −log softmax(logits)[target] for the row of V logits at offset. */
 function nll(logits: Float32Array, offset: number, V: number, target: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < V; i++) if (logits[offset + i] > max) max = logits[offset + i];
-  let s = 0;
-  for (let i = 0; i < V; i++) s += Math.exp(logits[offset + i] - max);
-  return Math.log(s) + max - logits[offset + target];
+  return logSumExp(logits.subarray(offset, offset + V)) - logits[offset + target];
 }

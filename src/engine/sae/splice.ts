@@ -11,6 +11,7 @@ import { HookPoint, hookShape, hookPoints } from '../hooks';
 import { HookedModel } from '../model';
 import { Tensor, cropBatchItem, numel } from '../tensor';
 import { Sae } from './sae';
+import { logSumExp } from '../logits';
 
 /** Hooks whose values are written into (or are) the residual stream, which centred writing weights centre. */
 const WRITES_RESIDUAL =
@@ -289,11 +290,7 @@ function comparePositions(
 }
 
 function logSoftmax(logits: Float32Array): Float64Array {
-  let max = -Infinity;
-  for (const v of logits) if (v > max) max = v;
-  let sum = 0;
-  for (const v of logits) sum += Math.exp(v - max);
-  const lse = max + Math.log(sum);
+  const lse = logSumExp(logits);
   return Float64Array.from(logits, (v) => v - lse);
 }
 
