@@ -48,6 +48,20 @@ export function hookWidth(model: HookedModel, hook: string): number {
   return dims.reduce((a, d) => a * sizes[d], 1);
 }
 
+/**
+ * A document's token ids cut into consecutive windows of at most
+ * `contextSize`: each is BOS (when there is one) and the next
+ * `contextSize - 1` tokens. Training, evaluation and dashboards read text so.
+ */
+export function contextWindows(ids: readonly number[], bos: number | null, contextSize: number): number[][] {
+  const windows: number[][] = [];
+  for (let i = 0; i < ids.length; i += contextSize - 1) {
+    const body = ids.slice(i, i + contextSize - 1);
+    windows.push(bos === null ? body : [bos, ...body]);
+  }
+  return windows;
+}
+
 export async function* streamActivations(
   model: HookedModel,
   documents: AsyncIterable<CorpusDocument>,
@@ -84,12 +98,9 @@ export async function* streamActivations(
       continue;
     }
     if (options.signal?.aborted) throw new CancelledError();
-    const tokens = await model.tokenize(doc.text, { prependBos: false });
-    const ids = tokens.map((t) => t.id);
-    for (let i = 0; i < ids.length; i += ctx - 1) {
-      const body = ids.slice(i, i + ctx - 1);
-      if (body.length === 0) break;
-      pending.push([bos, ...body]);
+    const ids = (await model.tokenize(doc.text, { prependBos: false })).map((t) => t.id);
+    for (const window of contextWindows(ids, bos, ctx)) {
+      pending.push(window);
       if (pending.length === perRun) yield await run();
     }
     documentsDone++;

@@ -12,6 +12,7 @@ import { logSumExp } from '../logits';
 import { CancelledError } from '../errors';
 import { HookedModel } from '../model';
 import { Tensor } from '../tensor';
+import { contextWindows } from './activations';
 import { Sae } from './sae';
 import { attachSae } from './splice';
 
@@ -108,9 +109,8 @@ export async function evaluateSae(
   outer: for await (const doc of readCorpus(options.corpus)) {
     if (options.signal?.aborted) throw new CancelledError();
     const ids = (await model.tokenize(doc.text, { prependBos: false })).map((t) => t.id);
-    for (let i = 0; i < ids.length; i += ctx - 1) {
-      const body = ids.slice(i, i + ctx - 1);
-      pending.push(bos === null ? body : [bos, ...body]);
+    for (const window of contextWindows(ids, bos, ctx)) {
+      pending.push(window);
       if (pending.length === perRun) {
         await runBatch(pending);
         pending = [];
