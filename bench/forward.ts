@@ -94,48 +94,27 @@ async function plainOnnxTokensPerS(T: number): Promise<number> {
   }
 }
 
-function loupeTokensPerS(T: number, hooks: string): number {
-  const out = sh(process.execPath, [
-    path.join(ROOT, 'bin', 'loupe'),
-    'bench',
-    'forward',
-    '--model',
-    modelDir,
-    '--tokens',
-    String(T),
-    '--repeat',
-    String(repeat),
-    '--hooks',
-    hooks,
-    '--threads',
-    String(threads),
-    '--json',
-  ]);
-  return (JSON.parse(out) as { tokens_per_s: number }).tokens_per_s;
+/** `loupe bench forward --json` on the benchmark checkpoint, in its own process. */
+function loupeBench(T: number, repeats: number, hooks: string, cacheDir?: string): LoupeBenchReport {
+  const args = ['bench', 'forward', '--model', modelDir, '--tokens', String(T), '--repeat', String(repeats)];
+  const out = execFileSync(
+    process.execPath,
+    [path.join(ROOT, 'bin', 'loupe'), ...args, '--hooks', hooks, '--threads', String(threads), '--json'],
+    { cwd: ROOT, env: cacheDir ? { ...env, LOUPE_CACHE_DIR: cacheDir } : env, encoding: 'utf8' },
+  );
+  return JSON.parse(out) as LoupeBenchReport;
+}
+
+interface LoupeBenchReport {
+  tokens_per_s: number;
+  open_seconds: number;
+  max_rss_mb: number;
 }
 
 /** First open (hash, convert, compile) and second open (cached) of the checkpoint, with peak memory. */
 function openCost(): Record<string, number> {
   const cache = fs.mkdtempSync(path.join(work, 'open-cache-'));
-  const once = (): { open_seconds: number; max_rss_mb: number } =>
-    JSON.parse(
-      execFileSync(
-        process.execPath,
-        [
-          path.join(ROOT, 'bin', 'loupe'),
-          'bench',
-          'forward',
-          '--model',
-          modelDir,
-          '--tokens',
-          '16',
-          '--repeat',
-          '1',
-          '--json',
-        ],
-        { cwd: ROOT, env: { ...env, LOUPE_CACHE_DIR: cache }, encoding: 'utf8' },
-      ),
-    ) as { open_seconds: number; max_rss_mb: number };
+  const once = (): LoupeBenchReport => loupeBench(16, 1, 'none', cache);
   const first = once();
   const second = once();
   fs.rmSync(cache, { recursive: true, force: true });
@@ -173,9 +152,9 @@ async function main(): Promise<void> {
     for (let r = 0; r < rounds; r++) {
       runs.torch.push(torchTokensPerS(T));
       runs.plain_onnx.push(await plainOnnxTokensPerS(T));
-      runs.loupe_none.push(loupeTokensPerS(T, 'none'));
-      runs.loupe_resid.push(loupeTokensPerS(T, 'resid'));
-      runs.loupe_all.push(loupeTokensPerS(T, 'all'));
+      runs.loupe_none.push(loupeBench(T, repeat, 'none').tokens_per_s);
+      runs.loupe_resid.push(loupeBench(T, repeat, 'resid').tokens_per_s);
+      runs.loupe_all.push(loupeBench(T, repeat, 'all').tokens_per_s);
       console.error(`bench: T=${T} round ${r + 1}/${rounds} done`);
     }
     results[`T=${T}`] = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)]));
