@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readJsonObject } from '../checkpoint';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
@@ -452,7 +453,7 @@ function writeCheckpoint(
 function readCheckpointState(outDir: string): CheckpointState {
   const file = path.join(outDir, CHECKPOINT, 'state.json');
   if (!fs.existsSync(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as CheckpointState;
+  return readJsonObject(file) as unknown as CheckpointState;
 }
 
 function saveTrained(
