@@ -6,10 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LoupeError, errorMessage } from '../engine/errors';
-import { defaultModelDir } from '../engine/defaultModel';
 import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
-import { HookedModel } from '../engine/model';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
@@ -18,6 +16,10 @@ import { TrainProgress, trainSae } from '../engine/sae/trainer';
 import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
 import { FeatureDatabase, ListSort } from '../engine/features/database';
 import { FeatureContext, FeatureDashboard } from '../engine/features/types';
+import { CliCommand, COMMON_OPTIONS, OptionValues, openModel, positiveInt, readTextFile } from './common';
+
+/** Commands that live in their own modules. */
+const COMMANDS: Readonly<Record<string, CliCommand>> = {};
 
 const USAGE = `usage: loupe <command> [options]
 
@@ -47,6 +49,9 @@ commands:
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
 
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage}\n`)
+  .join('')}
 --model defaults to the bundled default model. --threads N sets onnxruntime's threads.`;
 
 interface Flags {
@@ -83,6 +88,19 @@ interface Flags {
 }
 
 async function main(argv: string[]): Promise<void> {
+  const own = argv[0] === undefined ? undefined : COMMANDS[argv[0]];
+  if (own) {
+    const { values, positionals } = parseArgs({
+      args: argv.slice(1),
+      allowPositionals: true,
+      options: { ...COMMON_OPTIONS, ...own.options },
+    }) as { values: OptionValues; positionals: string[] };
+    if (values.help === true) {
+      process.stdout.write(`usage: loupe ${own.usage}\n`);
+      return;
+    }
+    return own.run(values, positionals);
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -150,24 +168,8 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-async function openModel(flags: Flags): Promise<HookedModel> {
-  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
-  return HookedModel.open(flags.model ?? defaultModelDir(), { threads });
-}
-
 function readText(flags: Flags): string {
-  if (!flags.text) throw new LoupeError('--text FILE is required');
-  let buf: Buffer;
-  try {
-    buf = fs.readFileSync(flags.text);
-  } catch (err) {
-    throw new LoupeError(
-      `${flags.text}: cannot read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`,
-    );
-  }
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(buf);
-  // Offsets count in the text VS Code shows, which has no byte-order mark.
-  return text.startsWith('\uFEFF') ? text.slice(1) : text;
+  return readTextFile(flags.text);
 }
 
 async function tokenize(flags: Flags): Promise<void> {
@@ -550,13 +552,6 @@ function progressLine(p: TrainProgress): string {
     `step ${p.step}/${p.steps} | ${Math.round(p.activationsPerSecond)} act/s | loss ${p.loss.toFixed(3)} | ` +
     `FVU ${p.fvu.toFixed(3)} | L0 ${p.l0.toFixed(1)} | dead ${(100 * p.deadFraction).toFixed(1)}% | ETA ${eta}  `
   );
-}
-
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new LoupeError(`${flag} must be a positive integer, not '${value}'`);
-  return n;
 }
 
 main(process.argv.slice(2)).then(
