@@ -48,7 +48,6 @@ commands:
       (--search), or the first N features by a column (--list); --db is the database if not in SAE_DIR/features
   bench forward --model DIR --tokens T --repeat N [--hooks none|resid|all] [--batch B] [--json]
       forward-pass throughput with the model already loaded
-
 ${Object.values(COMMANDS)
   .map((c) => `  ${c.usage}\n`)
   .join('')}
