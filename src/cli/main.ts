@@ -17,9 +17,14 @@ import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
 import { FeatureDatabase, ListSort } from '../engine/features/database';
 import { FeatureContext, FeatureDashboard } from '../engine/features/types';
 import { CliCommand, COMMON_OPTIONS, OptionValues, openModel, positiveInt, readTextFile } from './common';
+import { headsCommand } from './heads';
+import { lensCommand } from './lens';
 
 /** Commands that live in their own modules. */
-const COMMANDS: Readonly<Record<string, CliCommand>> = {};
+const COMMANDS: Readonly<Record<string, CliCommand>> = {
+  lens: lensCommand,
+  heads: headsCommand,
+};
 
 const USAGE = `usage: loupe <command> [options]
 

@@ -125,6 +125,17 @@ export class HookedModel {
     return { lengths, hooks: values };
   }
 
+  /** `runHooksPadded` with edits: no logits, and the graph stops at the last layer its hooks and edits need. */
+  async runEditedHooksPadded(
+    batch: readonly (readonly number[])[],
+    hooks: readonly string[],
+    edits: readonly HookEdit[],
+  ): Promise<{ readonly lengths: readonly number[]; readonly hooks: ReadonlyMap<string, Tensor> }> {
+    if (hooks.length === 0) throw new LoupeError('runEditedHooksPadded needs at least one hook to return');
+    const { lengths, hooks: values } = await this.execute(batch, { hooks, edits }, false);
+    return { lengths, hooks: values };
+  }
+
   private async execute(
     batch: readonly (readonly number[])[],
     options: RunOptions,
