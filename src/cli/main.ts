@@ -19,11 +19,19 @@ import { FeatureContext, FeatureDashboard } from '../engine/features/types';
 import { CliCommand, COMMON_OPTIONS, OptionValues, openModel, positiveInt, readTextFile } from './common';
 import { headsCommand } from './heads';
 import { lensCommand } from './lens';
+import { probeCommand } from './probe';
+import { ablateCommand, occludeCommand, patchCommand, steerCommand, tcavCommand } from './causal';
 
 /** Commands that live in their own modules. */
 const COMMANDS: Readonly<Record<string, CliCommand>> = {
   lens: lensCommand,
   heads: headsCommand,
+  probe: probeCommand,
+  tcav: tcavCommand,
+  patch: patchCommand,
+  ablate: ablateCommand,
+  occlude: occludeCommand,
+  steer: steerCommand,
 };
 
 const USAGE = `usage: loupe <command> [options]
