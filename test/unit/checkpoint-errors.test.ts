@@ -109,6 +109,13 @@ describe('malformed checkpoints', () => {
     );
   });
 
+  it('takes bos_token_id 0 (a valid id) and refuses a negative one', () => {
+    writeTinyGpt2(dir, 1, { bos_token_id: 0 });
+    assert.equal(openCheckpoint(dir).spec.bosTokenId, 0);
+    writeTinyGpt2(dir, 1, { bos_token_id: -1 });
+    expectLoupeError(() => openCheckpoint(dir), /config\.json/, /bos_token_id/, /token id/);
+  });
+
   it('refuses an unknown model_type and lists the supported ones', () => {
     writeTinyGpt2(dir, 1, { model_type: 'mamba' });
     expectLoupeError(() => openCheckpoint(dir), /config\.json/, /mamba/, /gpt2/, /llama/);

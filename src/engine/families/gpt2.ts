@@ -41,7 +41,7 @@ export const gpt2: FamilyDefinition = {
       gatedMlp: false,
       attnScale: Array.from({ length: nLayers }, (_, l) => (byLayer ? base / (l + 1) : base)),
       bias: { qkv: true, o: true, mlp: true, unembed: false },
-      bosTokenId: c.optionalInt('bos_token_id'),
+      bosTokenId: c.optionalTokenId('bos_token_id'),
       tiedEmbeddings: true,
     };
   },

@@ -73,7 +73,7 @@ export const llama: FamilyDefinition = {
         mlp: c.bool('mlp_bias', false),
         unembed: false,
       },
-      bosTokenId: c.optionalInt('bos_token_id'),
+      bosTokenId: c.optionalTokenId('bos_token_id'),
       tiedEmbeddings: c.bool('tie_word_embeddings', false),
     };
   },

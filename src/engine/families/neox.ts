@@ -54,7 +54,7 @@ export const neox: FamilyDefinition = {
         mlp: true,
         unembed: false,
       },
-      bosTokenId: c.optionalInt('bos_token_id'),
+      bosTokenId: c.optionalTokenId('bos_token_id'),
       tiedEmbeddings: c.bool('tie_word_embeddings', false),
     };
   },

@@ -178,6 +178,18 @@ export class ConfigReader {
     return this.has(key) ? this.int(key) : null;
   }
 
+  /** A token id: 0 is a valid one (many vocabularies put a special token first). */
+  optionalTokenId(key: string): number | null {
+    if (!this.has(key)) return null;
+    const v = this.config[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      throw new LoupeError(
+        `${this.file}: '${key}' must be a token id (an integer >= 0), got ${JSON.stringify(v)}`,
+      );
+    }
+    return v;
+  }
+
   raw(key: string): unknown {
     return this.config[key];
   }
