@@ -29,7 +29,15 @@ const builds = [
   { ...node, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js' },
   {
     ...webview,
-    entryPoints: { inspector: 'src/webview/inspector/main.ts' }, // its CSS import becomes inspector.css
+    // Each entry's CSS imports (uPlot's stylesheet included) become ENTRY.css beside ENTRY.js.
+    entryPoints: {
+      inspector: 'src/webview/inspector/main.ts',
+      featureBrowser: 'src/webview/featureBrowser/main.ts',
+      clusterMap: 'src/webview/clusterMap/main.ts',
+      causal: 'src/webview/causal/main.ts',
+      lensGrid: 'src/webview/lensGrid/main.ts',
+      heads: 'src/webview/heads/main.ts',
+    },
     outdir: 'dist/webview',
   },
 ];

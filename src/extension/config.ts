@@ -8,8 +8,11 @@ import * as vscode from 'vscode';
 export interface LoupeConfig {
   /** A checkpoint folder; '' for the bundled default model. */
   readonly modelPath: string;
-  /** An SAE folder; '' for the bundled default SAE. */
-  readonly saePath: string;
+  /** An SAE folder; '' for the bundled default SAE; null for none (the setting says "none"). */
+  readonly saePath: string | null;
+  /** Folders the Models & SAEs tree lists besides the bundled ones (added with its + buttons). */
+  readonly modelFolders: readonly string[];
+  readonly saeFolders: readonly string[];
   /** onnxruntime threads; 0 for one per core. */
   readonly threads: number;
   readonly showTokenBoundaries: boolean;
@@ -21,7 +24,9 @@ export function readConfig(): LoupeConfig {
   const c = vscode.workspace.getConfiguration(SECTION);
   return {
     modelPath: resolvePath(c.get<string>('modelPath', '')),
-    saePath: resolvePath(c.get<string>('saePath', '')),
+    saePath: isNoSae(c.get<string>('saePath', '')) ? null : resolvePath(c.get<string>('saePath', '')),
+    modelFolders: folderList(c.get<unknown>('modelFolders', [])),
+    saeFolders: folderList(c.get<unknown>('saeFolders', [])),
     threads: Math.max(0, Math.floor(c.get<number>('threads', 0))),
     showTokenBoundaries: c.get<boolean>('showTokenBoundaries', true),
   };
@@ -30,6 +35,13 @@ export function readConfig(): LoupeConfig {
 /** Whether a configuration change touches the settings that decide what the engine loads. */
 export function affectsEngine(e: vscode.ConfigurationChangeEvent): boolean {
   return ['modelPath', 'saePath', 'threads'].some((k) => e.affectsConfiguration(`${SECTION}.${k}`));
+}
+
+/** Whether a configuration change touches what the Models & SAEs tree lists. */
+export function affectsFolders(e: vscode.ConfigurationChangeEvent): boolean {
+  return ['modelPath', 'saePath', 'modelFolders', 'saeFolders'].some((k) =>
+    e.affectsConfiguration(`${SECTION}.${k}`),
+  );
 }
 
 export function affectsDisplay(e: vscode.ConfigurationChangeEvent): boolean {
@@ -59,6 +71,57 @@ export async function toggleTokenBoundaries(): Promise<void> {
     !c.get<boolean>('showTokenBoundaries', true),
     vscode.ConfigurationTarget.Global,
   );
+}
+
+/** The `loupe.saePath` value that means "no SAE" (an empty one means the bundled SAE). */
+export const NO_SAE = 'none';
+
+function isNoSae(value: string): boolean {
+  return value.trim().toLowerCase() === NO_SAE;
+}
+
+/** Adds a folder to `loupe.modelFolders` or `loupe.saeFolders` where the list is set (else for the user). */
+export async function addFolder(key: 'modelFolders' | 'saeFolders', dir: string): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SECTION);
+  const info = c.inspect<unknown>(key);
+  const target =
+    info?.workspaceValue !== undefined
+      ? vscode.ConfigurationTarget.Workspace
+      : vscode.ConfigurationTarget.Global;
+  const current = rawList(
+    target === vscode.ConfigurationTarget.Workspace ? info?.workspaceValue : info?.globalValue,
+  );
+  if (current.some((d) => resolvePath(d) === dir)) return;
+  await c.update(key, [...current, dir], target);
+}
+
+/** Removes a folder from the list at every level it is set in. */
+export async function removeFolder(key: 'modelFolders' | 'saeFolders', dir: string): Promise<void> {
+  const c = vscode.workspace.getConfiguration(SECTION);
+  const info = c.inspect<unknown>(key);
+  const levels: [unknown, vscode.ConfigurationTarget][] = [
+    [info?.globalValue, vscode.ConfigurationTarget.Global],
+    [info?.workspaceValue, vscode.ConfigurationTarget.Workspace],
+  ];
+  for (const [value, target] of levels) {
+    const list = rawList(value);
+    const kept = list.filter((d) => resolvePath(d) !== dir);
+    if (kept.length !== list.length) await c.update(key, kept.length > 0 ? kept : undefined, target);
+  }
+}
+
+function rawList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+}
+
+function folderList(value: unknown): string[] {
+  return [
+    ...new Set(
+      rawList(value)
+        .map(resolvePath)
+        .filter((d) => d !== ''),
+    ),
+  ];
 }
 
 /** `~` and workspace-relative paths, as users type them into settings. */

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { ModelInfo, SaeInfo } from '../engine/host/protocol';
-import { LoupeConfig, readConfig } from './config';
+import { LoupeConfig, NO_SAE, readConfig } from './config';
 import { EngineClient, EngineError } from './engineClient';
 
 export type EngineStatus =
@@ -28,6 +28,8 @@ export type EngineStatus =
 /** Restarts allowed within RESTART_WINDOW_MS before Loupe stops trying and says so. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 60_000;
+/** How long settings changes are gathered before one load. */
+const SETTLE_MS = 150;
 
 export class EngineState implements vscode.Disposable {
   readonly client: EngineClient;
@@ -35,6 +37,9 @@ export class EngineState implements vscode.Disposable {
   private generation = 0;
   private loadCancel: vscode.CancellationTokenSource | null = null;
   private readonly restarts: number[] = [];
+  private loadTimer: NodeJS.Timeout | undefined;
+  private settingsBatches = 0;
+  private loadAfterBatch = false;
   private readonly changed = new vscode.EventEmitter<EngineStatus>();
   readonly onDidChange = this.changed.event;
 
@@ -53,14 +58,71 @@ export class EngineState implements vscode.Disposable {
     return this.current;
   }
 
+  /** The model and SAE that ship with Loupe, loaded when the settings name none. */
+  get bundledModelDir(): string {
+    return path.join(this.extensionPath, 'models', 'default');
+  }
+
+  get bundledSaeDir(): string {
+    return path.join(this.extensionPath, 'models', 'default-sae');
+  }
+
+  /**
+   * Loads what the settings name once they have settled, so that a command
+   * that sets the model and then the SAE loads once, and never the new model
+   * with the old SAE in between.
+   */
+  loadSoon(): void {
+    if (this.settingsBatches > 0) {
+      this.loadAfterBatch = true;
+      return;
+    }
+    if (this.loadTimer) clearTimeout(this.loadTimer);
+    this.loadTimer = setTimeout(() => {
+      this.loadTimer = undefined;
+      void this.load();
+    }, SETTLE_MS);
+  }
+
+  /**
+   * Runs settings updates (the model, then the SAE) as one change: the
+   * settings events they raise load nothing until all are written, then once.
+   */
+  async batchSettings(update: () => Promise<void>): Promise<void> {
+    this.settingsBatches++;
+    try {
+      await update();
+    } finally {
+      if (--this.settingsBatches === 0 && this.loadAfterBatch) {
+        this.loadAfterBatch = false;
+        this.loadSoon();
+      }
+    }
+  }
+
+  /** The next status that is not 'loading': what the load under way (or about to start) ends in. */
+  settled(): Promise<EngineStatus> {
+    return new Promise((resolve) => {
+      const sub = this.onDidChange((s) => {
+        if (s.kind !== 'loading' && !this.loadTimer) {
+          sub.dispose();
+          resolve(s);
+        }
+      });
+    });
+  }
+
   /** Loads what the settings name; a newer call cancels an older one still running. */
   async load(config: LoupeConfig = readConfig()): Promise<void> {
     this.loadCancel?.cancel();
     const cancel = new vscode.CancellationTokenSource();
     this.loadCancel = cancel;
-    const modelDir = config.modelPath || path.join(this.extensionPath, 'models', 'default');
-    const bundledSae = path.join(this.extensionPath, 'models', 'default-sae');
-    const saeDir = config.saePath || (fs.existsSync(path.join(bundledSae, 'cfg.json')) ? bundledSae : null);
+    const modelDir = config.modelPath || this.bundledModelDir;
+    const bundledSae = this.bundledSaeDir;
+    const saeDir =
+      config.saePath === null
+        ? null
+        : config.saePath || (fs.existsSync(path.join(bundledSae, 'cfg.json')) ? bundledSae : null);
     const name = path.basename(modelDir);
     this.set({ kind: 'loading', message: `Loading ${name}` });
     this.log.info(`loading model ${modelDir}${saeDir ? ` with SAE ${saeDir}` : ' (no SAE)'}`);
@@ -96,7 +158,10 @@ export class EngineState implements vscode.Disposable {
         this.log.error(`SAE not loaded: ${loaded.saeError}`);
         void this.notifyError(`Loupe could not use the SAE: ${loaded.saeError}`, 'sae');
       } else if (!loaded.sae) {
-        saeProblem = 'No SAE is configured: choose one with "Loupe: Load SAE Folder…".';
+        saeProblem =
+          config.saePath === null
+            ? `No SAE is loaded (loupe.saePath is "${NO_SAE}"): train one for ${loaded.model.name} with "Loupe: Train SAE…", or choose one with "Loupe: Load SAE Folder…".`
+            : 'No SAE is configured: choose one with "Loupe: Load SAE Folder…".';
       }
       this.set({
         kind: 'ready',
@@ -118,6 +183,7 @@ export class EngineState implements vscode.Disposable {
   }
 
   dispose(): void {
+    if (this.loadTimer) clearTimeout(this.loadTimer);
     this.loadCancel?.cancel();
     this.client.dispose();
     this.changed.dispose();

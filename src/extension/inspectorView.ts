@@ -101,6 +101,9 @@ export class InspectorView implements vscode.WebviewViewProvider, vscode.Disposa
       case 'showHeatMap':
         void this.heatMap.show(message.feature);
         break;
+      case 'openDashboard':
+        void vscode.commands.executeCommand('loupe.showFeatureDashboard', message.feature);
+        break;
       case 'navigate':
         this.heatMap.navigate(message.direction);
         break;
@@ -140,7 +143,11 @@ export class InspectorView implements vscode.WebviewViewProvider, vscode.Disposa
     if (!this.view?.visible) return;
     const seq = ++this.inspection;
     const editor = vscode.window.activeTextEditor;
-    if (!editor) return this.noToken('Open a file to see what the model makes of its tokens.');
+    if (!editor) {
+      // A webview panel (a feature dashboard, the cluster map) has the focus: keep the token shown.
+      if (vscode.window.tabGroups.activeTabGroup.activeTab?.input instanceof vscode.TabInputWebview) return;
+      return this.noToken('Open a file to see what the model makes of its tokens.');
+    }
     const document = editor.document;
     if (!isAnalysable(document)) return this.noToken('Loupe analyses files and untitled documents.');
     const analysis = this.analyses.ready(document);

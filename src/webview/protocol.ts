@@ -71,6 +71,8 @@ export type HostToInspector = Infer<typeof hostToInspector>;
 export const inspectorToHost = variants('type', {
   ready: {},
   showHeatMap: { feature: nonNegInt },
+  /** Open the feature's dashboard in the Feature Browser. */
+  openDashboard: { feature: nonNegInt },
   navigate: { direction: literal('next', 'previous') },
   clearHeatMap: {},
   run: { command: literal('loupe.loadModel', 'loupe.loadSae', 'loupe.showLog') },

@@ -11,15 +11,20 @@
  * code-server and run in order, each from where the one before left the UI;
  * a failed step saves failed-N.png and the later steps still run.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Browser, Frame, Page, chromium } from 'playwright-core';
+import { Browser, ConsoleMessage, Frame, Locator, Page, chromium } from 'playwright-core';
 import { FIXTURES, writeRandomSae } from '../unit/helpers';
 import { CodeServer, freePort, installExtension, packageExtension, ROOT } from './codeServer';
+import { lensSteps } from './lensSteps';
+import { causalSteps } from './causalSteps';
+import { modelSteps } from './modelSteps';
 
 const CHROMIUM = process.env.LOUPE_E2E_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'test-output', 'e2e');
+/** LOUPE_E2E_SHOTS moves the screenshots, so that runs of several people do not overwrite each other's. */
+const SHOTS = process.env.LOUPE_E2E_SHOTS ?? path.join(ROOT, 'test-output', 'e2e');
 const STEP_TIMEOUT_MS = 90_000; // two shared cores: the first workbench load alone can take 20 s
 const WAIT_MS = 60_000; // for one thing to appear, within a step
 const FIXTURE_MODEL = path.join(FIXTURES, 'gpt2');
@@ -134,6 +139,11 @@ async function main(): Promise<number> {
 
     fs.cpSync(path.join(ROOT, 'samples'), workspace, { recursive: true });
     fs.writeFileSync(path.join(workspace, LONG_FILE), longFile());
+    // The bundled SAE again, with a feature database built from this workspace (while the steps before run),
+    // so that a dashboard's contexts are files the editor can open.
+    const workspaceSae = bundledSae
+      ? buildWorkspaceDatabase(path.join(tmp, 'sae-workspace-db'), workspace)
+      : null;
     writeJson(settingsFile, loupeSettings);
     const extensionsDir = path.join(tmp, 'extensions');
     writeJson(path.join(userDataDir, 'User', 'settings.json'), USER_SETTINGS);
@@ -292,6 +302,25 @@ async function main(): Promise<number> {
       await shot(p, '11-hooks-output');
     });
 
+    if (workspaceSae) await featurePanelSteps(step, settingsFile, loupeSettings, workspaceSae);
+    else console.log('  - the feature panels need the bundled SAE and its feature database; skipped');
+
+    await modelSteps({ step, shot, quickOpen, waitForText, tmp, workspace });
+    await causalSteps({ step, shot, quickOpen, waitForText });
+    await lensSteps({
+      step,
+      shot,
+      quickOpen,
+      waitForText,
+      paletteCommand,
+      panelFrame,
+      clickText,
+      settingsFile,
+      loupeSettings,
+      userDataDir,
+      tmp,
+    });
+
     await step('an SAE trained for another model is refused with a clear error', async (p) => {
       await quickOpen(p, 'tokens.py');
       writeJson(settingsFile, { ...loupeSettings, 'loupe.saePath': badSae });
@@ -353,6 +382,286 @@ async function main(): Promise<number> {
   console.log(`e2e: screenshots in ${path.relative(ROOT, SHOTS)}/`);
   console.log(`${passed} passed, ${failed.length} failed`);
   return failed.length === 0 && passed > 0 ? 0 : 1;
+}
+
+type Step = (name: string, fn: (page: Page) => Promise<void>) => Promise<void>;
+
+/**
+ * The Feature Browser and the Cluster Map, on the bundled SAE's feature
+ * database: from the inspector to a dashboard, from the dashboard to the
+ * heat map, a search, a context's source, the map's hover and click, the
+ * panels after a window reload, and both panels in a high-contrast theme.
+ */
+async function featurePanelSteps(
+  step: Step,
+  settingsFile: string,
+  loupeSettings: Record<string, string>,
+  workspaceSae: Promise<string>,
+): Promise<void> {
+  let shownFeature = -1;
+  // What the panels' frames report in the console: CSP refusals and messages a side refused.
+  const complaints: string[] = [];
+  const listen = (message: ConsoleMessage) => {
+    const text = message.text();
+    if (/Content Security Policy|Loupe (feature browser|cluster map)/.test(text)) complaints.push(text);
+  };
+
+  await step("the inspector's dashboard button opens the feature in the Feature Browser", async (p) => {
+    p.on('console', listen);
+    await paletteCommand(p, 'View: Hide Panel', 'Hide Panel');
+    await quickOpen(p, 'tokens.py');
+    await clickText(p, 'return Counter(WORD', 9);
+    const inspector = await inspectorFrame(p);
+    await waitForText(inspector, 'header.token .where', 'tokens.py:25:');
+    const first = inspector.locator('.feature-item').first();
+    shownFeature = Number(await first.locator('.row.feature').getAttribute('data-feature'));
+    await first.hover();
+    await shot(p, '11a-inspector-dashboard-buttons');
+    await first.locator('.open-dashboard').click();
+    const browser = await panelFrame(p, '.browser');
+    await waitForText(browser, '.feature-header h1', `#${shownFeature}`);
+    // Every part of the dashboard is there, the histogram drawn by uPlot.
+    for (const part of [
+      'Label',
+      'Statistics',
+      'Activations',
+      'Top activations',
+      'Activation bands',
+      'Logit effects',
+      'Similar features',
+    ]) {
+      await browser.locator('section h2', { hasText: part }).first().waitFor();
+    }
+    await browser.locator('.histogram canvas').waitFor();
+    const contexts = await browser.locator('.part-top .context').count();
+    if (contexts === 0) throw new Error('the dashboard shows no top contexts');
+    await waitForText(p, '.editor-group-container .tab.active', `#${shownFeature}`);
+    await shot(p, '11b-dashboard-from-inspector');
+  });
+
+  await step('"Show heat map in the editor" on the dashboard tints the file by the feature', async (p) => {
+    const browser = await panelFrame(p, '.browser');
+    await browser.locator('vscode-button', { hasText: 'Show heat map in the editor' }).click();
+    await waitForTint(p, HEAT_TINT_LIGHT);
+    await waitForText(await inspectorFrame(p), '.legend-title', `#${shownFeature}`);
+    await shot(p, '11c-heat-map-from-dashboard');
+  });
+
+  await step(
+    'the Feature Browser searches by label or token, and the keyboard walks the results',
+    async (p) => {
+      await paletteCommand(p, 'Loupe: Open Feature Browser', 'Open Feature Browser');
+      const browser = await panelFrame(p, '.browser');
+      await browser.locator('vscode-textfield input').fill('import');
+      await waitForText(browser, '.count', /\d+ match/);
+      const results = browser.locator('.result');
+      if ((await results.count()) < 2) throw new Error('a search for "import" finds fewer than two features');
+      const second = Number(/#(\d+)/.exec(await results.nth(1).locator('.index').innerText())![1]);
+      await results.nth(1).click();
+      await waitForText(browser, '.feature-header h1', `#${second}`);
+      // Down from the second result: the third one's dashboard.
+      const third = Number(/#(\d+)/.exec(await results.nth(2).locator('.index').innerText())![1]);
+      await browser.locator('.results').press('ArrowDown');
+      await waitForText(browser, '.feature-header h1', `#${third}`);
+      await shot(p, '11d-feature-search');
+    },
+  );
+
+  await step('clicking a context opens its source, or says where it came from', async (p) => {
+    const browser = await panelFrame(p, '.browser');
+    await browser.locator('.part-top .context').first().click();
+    // The bundled database was built from a JSONL corpus: its contexts are records, not files.
+    await waitForText(browser, '.notice', /line \d+ of \S+\.jsonl/);
+    await shot(p, '11e-context-source');
+  });
+
+  let mapFeature = -1;
+  await step('the Cluster Map names a point on hover and opens its dashboard on click', async (p) => {
+    await paletteCommand(p, 'Loupe: Open Cluster Map', 'Open Cluster Map');
+    const map = await panelFrame(p, '.layout canvas');
+    const clusters = map.locator('button.cluster');
+    await clusters.first().waitFor();
+    await waitForText(map, '.clusters h2', /Clusters\s+\d+/);
+    await clusters.nth(1).click();
+    await map.locator('.members button.member').first().waitFor();
+    await p.waitForTimeout(300);
+    const canvas = map.locator('.layout canvas');
+    const spot = await brightestPoint(canvas);
+    await canvas.hover({ position: spot });
+    const tip = map.locator('.tooltip:not([hidden])');
+    await tip.waitFor();
+    mapFeature = Number(/#(\d+)/.exec(await tip.innerText())![1]);
+    await shot(p, '11f-cluster-map-hover');
+    await canvas.click({ position: spot });
+    const browser = await panelFrame(p, '.browser');
+    await waitForText(browser, '.feature-header h1', `#${mapFeature}`);
+    await shot(p, '11g-dashboard-from-map');
+  });
+
+  await step('the map comes back as it was when its tab is hidden and shown', async (p) => {
+    // A hidden webview is unloaded; shown again, it loads from its saved state.
+    await p.locator('.editor-group-container .tab', { hasText: 'tokens.py' }).first().click();
+    await p.locator('.editor-group-container .tab', { hasText: 'Cluster Map' }).first().click();
+    const map = await panelFrame(p, '.layout canvas');
+    await map.locator('.cluster-item.chosen').waitFor();
+  });
+
+  await step('both panels come back as they were after a window reload', async (p) => {
+    // VS Code in a browser (this code-server's version) can leave a webview waiting for ever after a
+    // reload when the old page's service worker still controls it ("Found unexpected service worker
+    // controller"); unregistered, each webview starts its own as on a first load.
+    await p.evaluate(async () => {
+      for (const r of await navigator.serviceWorker.getRegistrations()) await r.unregister();
+    });
+    // The command, not a page reload: it saves the editors' state (the webviews' included) first,
+    // which a page being unloaded cannot wait for.
+    await paletteCommand(p, 'Developer: Reload Window', 'Reload Window');
+    await p.locator('.monaco-workbench').waitFor();
+    const browser = await panelFrame(p, '.browser');
+    await waitForText(browser, '.feature-header h1', `#${mapFeature}`);
+    const map = await panelFrame(p, '.layout canvas');
+    await map.locator('.cluster-item.chosen').waitFor();
+    await shot(p, '11h-after-reload');
+  });
+
+  await step('the dashboard and the cluster map in a dark and a high-contrast theme', async (p) => {
+    writeJson(settingsFile, { ...loupeSettings, 'workbench.colorTheme': 'Default Dark Modern' });
+    await p.locator('.monaco-workbench.vs-dark').waitFor();
+    await p.waitForTimeout(1000);
+    await shot(p, '11i-dark');
+    writeJson(settingsFile, { ...loupeSettings, 'workbench.colorTheme': 'Default High Contrast' });
+    await p.locator('.monaco-workbench.hc-black').waitFor();
+    await p.waitForTimeout(1000);
+    const browser = await panelFrame(p, '.browser');
+    await browser.locator('.histogram canvas').waitFor();
+    await shot(p, '11j-high-contrast');
+    // Each panel alone, wide: the map keeps its view in proportion, the dashboard has room.
+    for (const [group, name] of [
+      ['Left', '11k-high-contrast-map-wide'],
+      ['Right', '11l-high-contrast-dashboard-wide'],
+    ]) {
+      await paletteCommand(p, `View: Focus ${group} Editor Group`, `Focus ${group} Editor Group`);
+      await paletteCommand(p, 'View: Toggle Maximize Editor Group', 'Toggle Maximize Editor Group');
+      await p.waitForTimeout(1000);
+      await shot(p, name);
+      await paletteCommand(p, 'View: Toggle Maximize Editor Group', 'Toggle Maximize Editor Group');
+    }
+    writeJson(settingsFile, loupeSettings);
+    await p.locator('.monaco-workbench.hc-black').waitFor({ state: 'detached' });
+    await paletteCommand(p, 'View: Close All Editors', 'Close All Editors');
+  });
+
+  await step('with a database built from the workspace, a context opens its file at the token', async (p) => {
+    writeJson(settingsFile, { ...loupeSettings, 'loupe.saePath': await workspaceSae });
+    await paletteCommand(p, 'Loupe: Open Feature Browser', 'Open Feature Browser');
+    const browser = await panelFrame(p, '.browser');
+    // The panel follows the new SAE's database: its footer names the workspace as the corpus.
+    await waitForText(browser, 'footer', /tokens of \S*samples/);
+    await browser.locator('vscode-textfield input').fill('');
+    await waitForText(browser, '.count', /features/);
+    const first = browser.locator('.result').first();
+    const index = /#(\d+)/.exec(await first.locator('.index').innerText())![1];
+    await first.click();
+    await waitForText(browser, '.feature-header h1', `#${index}`);
+    const context = browser.locator('.part-top .context').first();
+    const source = (await context.getAttribute('title'))!.split(' · ')[0];
+    await context.click();
+    await waitForText(p, '.editor-group-container .tab.active', path.basename(source));
+    // The caret selects the context's token.
+    await waitForText(p, '#status\\.editor\\.selection', /selected/);
+    await shot(p, '11m-context-opens-file');
+    writeJson(settingsFile, loupeSettings);
+    // The steps after this one expect the bundled SAE loaded again.
+    await waitForText(await inspectorFrame(p), 'footer', /· default-sae$/);
+    await paletteCommand(p, 'View: Close All Editors', 'Close All Editors');
+  });
+
+  await step('the panels ran without a CSP refusal or a refused message', async (p) => {
+    p.off('console', listen);
+    if (complaints.length > 0) throw new Error(complaints.join('\n'));
+  });
+}
+
+/**
+ * Runs a command through the command center (the search box in the title
+ * bar), which works wherever the focus is: a key pressed inside a webview
+ * panel does not always reach the workbench.
+ */
+async function paletteCommand(page: Page, query: string, label: string): Promise<void> {
+  await page.locator('.command-center .command-center-center').click();
+  const input = page.locator('.quick-input-widget input.input');
+  await input.waitFor();
+  await input.fill(`>${query}`);
+  // Enter runs the focused row, once the list shows the command there.
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: label }).waitFor();
+  await page.keyboard.press('Enter');
+  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
+}
+
+/** Copies the bundled SAE to `dir` and builds its feature database from `corpus` with the CLI; resolves to `dir`. */
+function buildWorkspaceDatabase(dir: string, corpus: string): Promise<string> {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const f of ['cfg.json', 'sae_weights.safetensors']) {
+    fs.copyFileSync(path.join(ROOT, 'models', 'default-sae', f), path.join(dir, f));
+  }
+  const args = [
+    path.join(ROOT, 'dist', 'cli.js'),
+    'dashboards',
+    '--model',
+    path.join(ROOT, 'models', 'default'),
+  ];
+  const child = spawn(process.execPath, [...args, '--sae', dir, '--corpus', corpus], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-2000)));
+  const built = new Promise<string>((resolve, reject) =>
+    child.on('exit', (code) =>
+      code === 0 ? resolve(dir) : reject(new Error(`loupe dashboards failed: ${stderr}`)),
+    ),
+  );
+  built.catch(() => undefined); // awaited by its step; a failure is reported there
+  return built;
+}
+
+/** The frame of a webview panel that shows `selector` (webviews are nested iframes). */
+async function panelFrame(page: Page, selector: string): Promise<Frame> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    for (const frame of page.frames()) {
+      if (
+        await frame
+          .locator(selector)
+          .count()
+          .catch(() => 0)
+      )
+        return frame;
+    }
+    if (Date.now() > deadline) throw new Error(`no webview shows ${selector}`);
+    await page.waitForTimeout(250);
+  }
+}
+
+/** Where the canvas differs most from its background (its top-left pixel): a point of the highlighted cluster. */
+async function brightestPoint(canvas: Locator): Promise<{ x: number; y: number }> {
+  const spot = await canvas.evaluate((el: HTMLCanvasElement) => {
+    const ctx = el.getContext('2d')!;
+    const { data, width, height } = ctx.getImageData(0, 0, el.width, el.height);
+    const bg = [data[0], data[1], data[2]];
+    let best = { d: -1, x: 0, y: 0 };
+    // Away from the edges, where the zoom buttons sit.
+    for (let y = Math.floor(height * 0.15); y < height * 0.95; y += 2) {
+      for (let x = Math.floor(width * 0.05); x < width * 0.95; x += 2) {
+        const k = (y * width + x) * 4;
+        const d = Math.abs(data[k] - bg[0]) + Math.abs(data[k + 1] - bg[1]) + Math.abs(data[k + 2] - bg[2]);
+        if (d > best.d) best = { d, x, y };
+      }
+    }
+    const scale = el.width / el.clientWidth;
+    return { x: best.x / scale, y: best.y / scale, d: best.d };
+  });
+  if (spot.d <= 0) throw new Error('the cluster map draws no points');
+  return { x: spot.x, y: spot.y };
 }
 
 /** Ctrl+P, the file's name, Enter. */

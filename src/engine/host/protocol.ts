@@ -30,6 +30,16 @@ import {
   unknownValue,
   variants,
 } from '../../shared/schema';
+import {
+  clusterRef,
+  databaseInfo,
+  featureCluster,
+  featureDashboard,
+  featureMapPoints,
+  featureSort,
+  featureSummary,
+} from '../../shared/featureSchemas';
+import { causalMethods } from '../../shared/causalSchemas';
 
 // ---- what the engine has loaded ----
 
@@ -43,6 +53,7 @@ export const modelInfo = object({
   dModel: nonNegInt,
   nCtx: nonNegInt,
   dVocab: nonNegInt,
+  nHeads: nonNegInt,
 });
 export type ModelInfo = Infer<typeof modelInfo>;
 
@@ -67,9 +78,324 @@ export type FeatureValue = Infer<typeof featureValue>;
 export const prediction = object({ id: nonNegInt, text: str, prob: num });
 export type Prediction = Infer<typeof prediction>;
 
+// ---- the Models & SAEs tree, and the long jobs (train an SAE, build dashboards, export activations) ----
+
+/** A checkpoint folder as the tree shows it: its key configuration, or the problem that keeps it from loading. */
+export const modelFolder = object({
+  dir: str,
+  /** The folder's name, or ORG/NAME for a checkpoint in the Hugging Face hub cache. */
+  name: str,
+  hub: nullable(object({ repo: str, revision: str })),
+  config: nullable(
+    object({
+      modelType: str,
+      nLayers: nonNegInt,
+      dModel: nonNegInt,
+      nHeads: nonNegInt,
+      dMlp: nonNegInt,
+      nCtx: nonNegInt,
+      dVocab: nonNegInt,
+      weightsBytes: nonNegInt,
+    }),
+  ),
+  problem: nullable(str),
+  /** Only pickled weights: refused on purpose (the tree greys it out and says how to convert). */
+  pickleOnly: bool,
+});
+export type ModelFolder = Infer<typeof modelFolder>;
+
+/** An SAE folder as the tree shows it; a stopped training run has a checkpoint and no config yet. */
+export const saeFolder = object({
+  dir: str,
+  name: str,
+  /** The model folder or hub repository it was found in; null when it was asked for. */
+  foundIn: nullable(str),
+  config: nullable(
+    object({
+      architecture: str,
+      hook: str,
+      dIn: nonNegInt,
+      dSae: nonNegInt,
+      k: nullable(nonNegInt),
+      modelName: nullable(str),
+      contextSize: nullable(nonNegInt),
+      trainedByLoupe: bool,
+      trainingTokens: nullable(nonNegInt),
+      hasFeatureDatabase: bool,
+    }),
+  ),
+  checkpoint: nullable(
+    object({ step: nonNegInt, steps: nonNegInt, hook: nullable(str), corpus: nullable(str) }),
+  ),
+  /** The described model folders (asked for or in the hub cache) whose hook this SAE reads, at its width. */
+  fits: arrayOf(str),
+  problem: nullable(str),
+});
+export type SaeFolder = Infer<typeof saeFolder>;
+
+/** The model every job opens itself, and how. */
+const jobModel = { model: str, threads: nonNegInt, cacheDir: nullable(str) };
+
+const folderAndJobMethods = {
+  /** Describes model and SAE folders, and finds more in the hub cache (null: where the environment says) and inside model folders. */
+  describeFolders: {
+    params: object({ models: arrayOf(str), saes: arrayOf(str), hubCache: nullable(str) }),
+    result: object({
+      models: arrayOf(modelFolder),
+      saes: arrayOf(saeFolder),
+      hub: object({ dir: str, exists: bool, models: arrayOf(modelFolder) }),
+    }),
+  },
+  /** Trains an SAE (sae/trainer.ts); cancelling stops at a checkpoint that `resume` continues. */
+  trainSae: {
+    params: object({
+      ...jobModel,
+      hook: str,
+      corpus: str,
+      outDir: str,
+      architecture: literal('topk', 'relu'),
+      expansion: num,
+      k: nonNegInt,
+      trainingTokens: nonNegInt,
+      batchSize: nullable(nonNegInt),
+      contextSize: nullable(nonNegInt),
+      checkpointEvery: nullable(nonNegInt),
+      seed: nullable(nonNegInt),
+      resume: bool,
+    }),
+    result: object({
+      outDir: str,
+      steps: nonNegInt,
+      tokens: nonNegInt,
+      metrics: nullable(
+        object({
+          step: nonNegInt,
+          steps: nonNegInt,
+          loss: num,
+          fvu: num,
+          l0: num,
+          deadFraction: num,
+          activationsPerSecond: num,
+        }),
+      ),
+      seconds: num,
+    }),
+  },
+  /** Builds an SAE's feature database (features/build.ts) in its folder, swapped in whole when complete. */
+  buildDashboards: {
+    params: object({
+      ...jobModel,
+      sae: str,
+      corpus: str,
+      maxTokens: nullable(nonNegInt),
+      contextSize: nullable(nonNegInt),
+      seed: nullable(nonNegInt),
+    }),
+    result: object({
+      dir: str,
+      features: nonNegInt,
+      liveFeatures: nonNegInt,
+      tokens: nonNegInt,
+      documents: nonNegInt,
+      clusters: nonNegInt,
+      seconds: num,
+    }),
+  },
+  /** Writes a text's activations at the chosen hooks to a .safetensors file (see host/jobs.ts for the layout). */
+  exportActivations: {
+    params: object({
+      ...jobModel,
+      text: str,
+      hooks: arrayOf(str),
+      logits: bool,
+      out: str,
+      /** Where the text came from, recorded in the file's metadata. */
+      source: nullable(str),
+    }),
+    result: object({
+      out: str,
+      tokens: nonNegInt,
+      windows: nonNegInt,
+      tensors: arrayOf(object({ name: str, shape: arrayOf(nonNegInt) })),
+      bytes: nonNegInt,
+    }),
+  },
+} as const;
+
+// ---- the loaded SAE's feature database: the Feature Browser and the Cluster Map ----
+
+const featureDatabaseMethods = {
+  /** What the database describes about itself; fails when the SAE has none. */
+  featureDatabase: {
+    params: object({}),
+    result: databaseInfo,
+  },
+  /**
+   * A page of features: all of them (query '') or those a search finds (by
+   * label, token text or `#index`), ordered by `sort`; `total` counts them all.
+   */
+  featureList: {
+    params: object({
+      query: str,
+      sort: featureSort,
+      offset: nonNegInt,
+      limit: nonNegInt,
+      includeDead: bool,
+    }),
+    result: object({ total: nonNegInt, offset: nonNegInt, features: arrayOf(featureSummary) }),
+  },
+  /** One feature's full dashboard, with the labels of its similar features and its cluster. */
+  featureDashboard: {
+    params: object({ feature: nonNegInt }),
+    result: object({
+      dashboard: featureDashboard,
+      similar: arrayOf(featureSummary),
+      cluster: nullable(clusterRef),
+    }),
+  },
+  /** The 2-D map of the live features and the clusters they fall in. */
+  clusterMap: {
+    params: object({}),
+    result: object({ points: featureMapPoints, clusters: arrayOf(featureCluster) }),
+  },
+} as const;
+
 // ---- requests: method name → params and result ----
 
 const documentRef = { document: str, version: nonNegInt };
+
+// ---- lenses and heads (src/engine/host/lensRequests.ts): the lens grid, attention, logit attribution, TextSpan ----
+
+export const lensKind = literal('logit', 'tuned', 'attention-free');
+export const attentionFreeVariant = literal('self', 'skip');
+
+const lensMethods = {
+  /**
+   * What each layer predicts at tokens [from, to) of a tokenized document, cut
+   * to at most 256 columns and to the model's context; the text runs in one
+   * window that ends just after them (their next tokens), with as much context
+   * before them as fits. Cells are flattened [layer][column][k].
+   */
+  lensGrid: {
+    params: object({
+      ...documentRef,
+      from: nonNegInt,
+      to: nonNegInt,
+      kind: lensKind,
+      variant: attentionFreeVariant,
+      /** The tuned lens folder (kind 'tuned'). */
+      tunedLens: nullable(str),
+      top: nonNegInt,
+    }),
+    result: object({
+      kind: lensKind,
+      variant: nullable(attentionFreeVariant),
+      /** Lens layers 0..L: the stream entering each block, and L after the last. */
+      layers: arrayOf(nonNegInt),
+      nLayers: nonNegInt,
+      /** The document token of each column. */
+      positions: int32Array,
+      /** Tokens of [from, to) left out (past 256 columns or the context). */
+      truncated: nonNegInt,
+      top: nonNegInt,
+      /** Display texts the *Words arrays index. */
+      words: arrayOf(str),
+      topWords: int32Array,
+      topProbs: float32Array,
+      /** Per column: the token that comes next in the document, or -1 when the window ends there. */
+      nextWords: int32Array,
+      /** Per layer and column: the next token's probability and rank (0: no next token). */
+      nextProbs: float32Array,
+      nextRanks: int32Array,
+      entropy: float32Array,
+      millis: num,
+    }),
+  },
+  /**
+   * Where the token at `token` attends in one layer: one head, or every head
+   * (head null), over the keys of the analysis window that holds it.
+   */
+  attention: {
+    params: object({ ...documentRef, token: nonNegInt, layer: nonNegInt, head: nullable(nonNegInt) }),
+    result: object({
+      layer: nonNegInt,
+      head: nullable(nonNegInt),
+      token: nonNegInt,
+      /** The document token of each key (the query's window, up to the query). */
+      keys: int32Array,
+      /** [heads × keys]: one row for a head, nHeads rows for a layer. */
+      weights: float32Array,
+      heads: nonNegInt,
+    }),
+  },
+  /**
+   * Direct logit attribution at a token: what each head, MLP, the embeddings
+   * and biases write into the logit of the model's prediction there (or of
+   * `target`, minus `versus`'s); tokens by text or as #id.
+   */
+  logitAttribution: {
+    params: object({ ...documentRef, token: nonNegInt, target: nullable(str), versus: nullable(str) }),
+    result: object({
+      token: nonNegInt,
+      target: object({ id: nonNegInt, text: str }),
+      versus: nullable(object({ id: nonNegInt, text: str })),
+      logit: num,
+      embed: num,
+      posEmbed: nullable(num),
+      /** [layer][head]. */
+      heads: arrayOf(arrayOf(num)),
+      attnBias: arrayOf(num),
+      mlp: arrayOf(num),
+      constant: num,
+      total: num,
+    }),
+  },
+  /**
+   * TextSpan: every head's text directions over a corpus (null: the model
+   * folder's heldout-sample.json), cached beside the compiled model. Long on a
+   * large corpus: progress and cancel.
+   */
+  headDirections: {
+    params: object({ corpus: nullable(str), maxTokens: nullable(nonNegInt), steps: nonNegInt }),
+    result: object({
+      /** What was read, in a few words. */
+      source: str,
+      tokens: nonNegInt,
+      windows: nonNegInt,
+      steps: nonNegInt,
+      cached: bool,
+      heads: arrayOf(
+        object({
+          layer: nonNegInt,
+          head: nonNegInt,
+          explained: num,
+          directions: arrayOf(object({ text: str, fraction: num })),
+        }),
+      ),
+    }),
+  },
+  /** Trains a tuned lens (lens/tunedLensTrainer.ts) in the jobs engine; cancelling writes nothing. */
+  trainTunedLens: {
+    params: object({
+      model: str,
+      threads: nonNegInt,
+      cacheDir: nullable(str),
+      corpus: str,
+      outDir: str,
+      steps: nullable(nonNegInt),
+      batchTokens: nullable(nonNegInt),
+    }),
+    result: object({
+      outDir: str,
+      steps: nonNegInt,
+      tokens: nonNegInt,
+      /** KL(final ‖ lens) per layer: the logit lens's at the start, the tuned lens's at the end. */
+      initialKl: arrayOf(num),
+      finalKl: arrayOf(num),
+      seconds: num,
+    }),
+  },
+} as const;
 
 export const engineMethods = {
   /** Opens a model and (optionally) an SAE, replacing what was loaded. An SAE that fails is reported in `saeError`; the model stays. */
@@ -143,6 +469,10 @@ export const engineMethods = {
     params: object({ ...documentRef, limit: nonNegInt }),
     result: object({ features: arrayOf(object({ ...featureValue.shape, tokens: nonNegInt })) }),
   },
+  ...folderAndJobMethods,
+  ...featureDatabaseMethods,
+  ...lensMethods,
+  ...causalMethods,
 } as const satisfies Record<string, { params: Schema<unknown>; result: Schema<unknown> }>;
 
 export type EngineMethod = keyof typeof engineMethods;

@@ -17,15 +17,19 @@
  * only the windows whose tokens changed (an edit near the end of a file
  * leaves the windows before it as they were).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError, LoupeError } from '../errors';
-import { FeatureDatabase } from '../features/database';
+import { FEATURE_DB_DIR, FeatureDatabase, ListSort } from '../features/database';
+import { FeatureSummary } from '../features/types';
+import { asMessage } from '../../shared/featureSchemas';
 import { hookShape } from '../hooks';
 import { logSumExp } from '../logits';
 import { HookedModel } from '../model';
 import { AttachedSae, attachSae, saeFeaturesPadded } from '../sae/splice';
 import { Sae } from '../sae/sae';
 import { Token } from '../tokenizer';
+import { LensRequests, ProgressSink } from './lensRequests';
 import { EngineParams, EngineResult, FeatureValue, ModelInfo, Prediction, SaeInfo } from './protocol';
 import { TokenWindow, planWindows, windowOf } from './windows';
 
@@ -91,9 +95,15 @@ export class EngineSession {
   private readonly documents = new Map<string, DocumentAnalysis>();
   private readonly windowFeatures = new Map<string, SparseRows>();
   private readonly windowLogits = new Map<string, Float32Array>();
+  /** The feature database the feature requests last used, and its index's modification time then. */
+  private databaseSeen: { db: FeatureDatabase; mtime: number | null } | null = null;
+  /** The lens and head requests' engine for the loaded model, made on first use (lensRequests.ts). */
+  private lensRequests: LensRequests | null = null;
+  private threads = 0;
 
   async load(params: EngineParams<'load'>, progress: Progress): Promise<EngineResult<'load'>> {
     await this.unload();
+    this.threads = params.threads;
     const threads = params.threads > 0 ? params.threads : undefined;
     const cacheDir = params.cacheDir ?? undefined;
     progress(`Opening ${path.basename(params.model)}`, null);
@@ -115,6 +125,7 @@ export class EngineSession {
       dModel: spec.dModel,
       nCtx: spec.nCtx,
       dVocab: spec.dVocab,
+      nHeads: spec.nHeads,
     };
     let sae: AttachedSae | null = null;
     let saeError: string | null = null;
@@ -154,6 +165,12 @@ export class EngineSession {
         : null;
     this.loaded = { model, modelInfo, sae, saeInfo, database, window };
     return { model: modelInfo, sae: saeInfo, saeError, warnings };
+  }
+
+  /** The loaded model and SAE, for requests that run them directly (causalRequests.ts). */
+  loadedModel(): { model: HookedModel; sae: AttachedSae | null } {
+    const { model, sae } = this.require();
+    return { model, sae };
   }
 
   hooks(): EngineResult<'hooks'> {
@@ -306,6 +323,150 @@ export class EngineSession {
     return { features };
   }
 
+  // ---- the loaded SAE's feature database: the Feature Browser and the Cluster Map ----
+
+  featureDatabase(): EngineResult<'featureDatabase'> {
+    const { db, sae } = this.features();
+    const m = db.meta;
+    return {
+      sae,
+      dir: db.dir,
+      model: m.model,
+      hook: m.hook,
+      corpus: m.corpus,
+      tokens: m.tokens,
+      documents: m.documents,
+      contextSize: m.contextSize,
+      dSae: m.dSae,
+      liveFeatures: m.liveFeatures,
+      clusters: db.clusters().length,
+      createdAt: m.createdAt,
+      logitsNote: m.logitsNote,
+      clusterNote: m.clusterNote,
+    };
+  }
+
+  featureList(params: EngineParams<'featureList'>): EngineResult<'featureList'> {
+    const { db } = this.features();
+    const { offset, limit, includeDead } = params;
+    const query = params.query.trim();
+    if (query === '') {
+      const sort: ListSort = params.sort === 'relevance' ? 'index' : params.sort;
+      const total = includeDead ? db.size : db.meta.liveFeatures;
+      return { total, offset, features: db.list({ sort, offset, limit, includeDead }) };
+    }
+    let hits = db.search(query, db.size);
+    if (!includeDead) hits = hits.filter((f) => !f.dead);
+    const sort = params.sort;
+    if (sort === 'index') hits.sort((a, b) => a.index - b.index);
+    else if (sort !== 'relevance') hits.sort((a, b) => b[sort] - a[sort] || a.index - b.index);
+    return { total: hits.length, offset, features: hits.slice(offset, offset + limit) };
+  }
+
+  featureDashboard(params: EngineParams<'featureDashboard'>): EngineResult<'featureDashboard'> {
+    const { db } = this.features();
+    const dashboard = db.dashboard(params.feature);
+    const similar: FeatureSummary[] = dashboard.similar.flatMap((s) =>
+      s.index < db.size ? [db.summary(s.index)] : [],
+    );
+    const cluster = db.clusters().find((c) => c.id === dashboard.cluster);
+    return {
+      dashboard: asMessage<EngineResult<'featureDashboard'>['dashboard']>(dashboard),
+      similar,
+      cluster: cluster ? { id: cluster.id, label: cluster.label, size: cluster.size } : null,
+    };
+  }
+
+  clusterMap(): EngineResult<'clusterMap'> {
+    const { db } = this.features();
+    const map = db.map();
+    return {
+      points: {
+        index: map.map((p) => p.index),
+        x: map.map((p) => p.x),
+        y: map.map((p) => p.y),
+        cluster: map.map((p) => p.cluster),
+        label: map.map((p) => db.summary(p.index).label),
+      },
+      clusters: asMessage<EngineResult<'clusterMap'>['clusters']>(db.clusters()),
+    };
+  }
+
+  /** The loaded SAE's database, or an error that says how to get one. */
+  private features(): { db: FeatureDatabase; sae: string } {
+    const loaded = this.require();
+    if (!loaded.saeInfo) {
+      throw new LoupeError(
+        "no SAE is loaded, so there are no features to browse; load one with 'Loupe: Load SAE Folder…'",
+      );
+    }
+    const db = this.currentDatabase(loaded, loaded.saeInfo.dir);
+    if (!db) {
+      throw new LoupeError(
+        `the SAE ${loaded.saeInfo.name} has no feature database yet; run 'Loupe: Compute Feature Dashboards for the Workspace' (or 'loupe dashboards') to build one`,
+      );
+    }
+    return { db, sae: loaded.saeInfo.name };
+  }
+
+  /**
+   * The database as it is on disk now. Dashboards can be built (or rebuilt,
+   * which swaps the folder) by another process while this one has the SAE
+   * loaded, so a database that appeared since the load is opened, and one
+   * whose index changed is opened again; labels follow.
+   */
+  private currentDatabase(loaded: Loaded, saeDir: string): FeatureDatabase | null {
+    const indexFile = loaded.database
+      ? path.join(loaded.database.dir, 'index.json')
+      : [path.join(saeDir, 'index.json'), path.join(saeDir, FEATURE_DB_DIR, 'index.json')].find((f) =>
+          fs.existsSync(f),
+        );
+    const mtime = indexFile ? (fs.statSync(indexFile, { throwIfNoEntry: false })?.mtimeMs ?? null) : null;
+    const seen = this.databaseSeen;
+    if (loaded.database && seen?.db !== loaded.database) {
+      this.databaseSeen = { db: loaded.database, mtime };
+      return loaded.database;
+    }
+    // Unchanged, or gone for a moment while a rebuild swaps the folder in.
+    if (mtime === null || (loaded.database && seen?.mtime === mtime)) return loaded.database;
+    const db = FeatureDatabase.open(saeDir);
+    this.loaded = {
+      ...loaded,
+      database: db,
+      saeInfo: loaded.saeInfo && { ...loaded.saeInfo, hasFeatureDatabase: true },
+    };
+    this.databaseSeen = { db, mtime };
+    return db;
+  }
+
+  // ---- lenses and heads: the lens grid, attention, logit attribution, TextSpan (lensRequests.ts) ----
+
+  lensGrid(params: EngineParams<'lensGrid'>): Promise<EngineResult<'lensGrid'>> {
+    return this.lenses().grid(this.document(params.document, params.version), params);
+  }
+
+  attention(params: EngineParams<'attention'>): Promise<EngineResult<'attention'>> {
+    return this.lenses().attention(this.document(params.document, params.version), params);
+  }
+
+  logitAttribution(params: EngineParams<'logitAttribution'>): Promise<EngineResult<'logitAttribution'>> {
+    return this.lenses().logitAttribution(this.document(params.document, params.version), params);
+  }
+
+  headDirections(
+    params: EngineParams<'headDirections'>,
+    signal: AbortSignal,
+    progress: ProgressSink,
+  ): Promise<EngineResult<'headDirections'>> {
+    return this.lenses().headDirections(params, signal, progress);
+  }
+
+  private lenses(): LensRequests {
+    const { model } = this.require();
+    if (this.lensRequests?.model !== model) this.lensRequests = new LensRequests(model, this.threads);
+    return this.lensRequests;
+  }
+
   forget(document: string): void {
     this.documents.delete(document);
   }
@@ -316,6 +477,9 @@ export class EngineSession {
     this.documents.clear();
     this.windowFeatures.clear();
     this.windowLogits.clear();
+    const lenses = this.lensRequests;
+    this.lensRequests = null;
+    await lenses?.dispose();
     await old?.model.dispose();
   }
 

@@ -18,10 +18,19 @@ import {
   engineMethods,
   hostToEngine,
 } from './protocol';
+import { causalRequest } from './causalRequests';
+import { describeFolders } from './folders';
+import { buildDashboardsJob, exportActivationsJob, trainSaeJob, trainTunedLensJob } from './jobs';
 import { EngineSession, Progress, StaleError } from './session';
 
 const session = new EngineSession();
-const inflight = new Map<number, { cancelled: boolean; done: Promise<void> }>();
+/** A request in flight; setting `cancelled` also fires `abort`, for engine loops that take an AbortSignal. */
+interface Run {
+  cancelled: boolean;
+  readonly abort: AbortSignal;
+  done: Promise<void>;
+}
+const inflight = new Map<number, Run>();
 /** Settles when the latest load has; requests wait for it. */
 let loading: Promise<unknown> = Promise.resolve();
 
@@ -68,7 +77,17 @@ process.on('message', (raw: unknown) => {
 });
 
 function start(id: number, method: EngineMethod, rawParams: unknown): void {
-  const signal = { cancelled: false, done: Promise.resolve() };
+  const controller = new AbortController();
+  const signal: Run = {
+    get cancelled() {
+      return controller.signal.aborted;
+    },
+    set cancelled(value: boolean) {
+      if (value) controller.abort();
+    },
+    abort: controller.signal,
+    done: Promise.resolve(),
+  };
   const progress: Progress = (text, fraction) => send({ type: 'progress', id, message: text, fraction });
   const run = async (): Promise<void> => {
     try {
@@ -94,7 +113,7 @@ function start(id: number, method: EngineMethod, rawParams: unknown): void {
 async function dispatch(
   method: EngineMethod,
   rawParams: unknown,
-  signal: { readonly cancelled: boolean },
+  signal: { readonly cancelled: boolean; readonly abort: AbortSignal },
   progress: Progress,
 ): Promise<EngineResult<EngineMethod>> {
   switch (method) {
@@ -139,6 +158,85 @@ async function dispatch(
       const params = engineMethods.fileFeatures.params.parse(rawParams, 'params');
       await loading.catch(() => undefined);
       return session.fileFeatures(params);
+    }
+    // The loaded SAE's feature database (the Feature Browser and the Cluster Map): quick reads.
+    case 'featureDatabase': {
+      engineMethods.featureDatabase.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.featureDatabase();
+    }
+    case 'featureList': {
+      const params = engineMethods.featureList.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.featureList(params);
+    }
+    case 'featureDashboard': {
+      const params = engineMethods.featureDashboard.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.featureDashboard(params);
+    }
+    case 'clusterMap': {
+      engineMethods.clusterMap.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.clusterMap();
+    }
+    // Lenses and heads (lensRequests.ts); TextSpan over a corpus is long and reports progress.
+    case 'lensGrid': {
+      const params = engineMethods.lensGrid.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.lensGrid(params);
+    }
+    case 'attention': {
+      const params = engineMethods.attention.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.attention(params);
+    }
+    case 'logitAttribution': {
+      const params = engineMethods.logitAttribution.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.logitAttribution(params);
+    }
+    case 'headDirections': {
+      const params = engineMethods.headDirections.params.parse(rawParams, 'params');
+      await loading.catch(() => undefined);
+      return session.headDirections(params, signal.abort, progress);
+    }
+    // The Models & SAEs tree (quick, no model needed) and the long jobs, which the extension sends
+    // to a second engine process; each job opens its own model, so neither waits for a load.
+    case 'describeFolders':
+      return describeFolders(engineMethods.describeFolders.params.parse(rawParams, 'params'));
+    case 'trainSae':
+      return trainSaeJob(engineMethods.trainSae.params.parse(rawParams, 'params'), signal.abort, progress);
+    case 'buildDashboards': {
+      const params = engineMethods.buildDashboards.params.parse(rawParams, 'params');
+      return buildDashboardsJob(params, signal.abort, progress);
+    }
+    case 'exportActivations': {
+      const params = engineMethods.exportActivations.params.parse(rawParams, 'params');
+      return exportActivationsJob(params, signal.abort, progress);
+    }
+    case 'trainTunedLens': {
+      const params = engineMethods.trainTunedLens.params.parse(rawParams, 'params');
+      return trainTunedLensJob(params, signal.abort, progress);
+    }
+    // Probes and causal tools (causalRequests.ts): training and TCAV open their own model in the jobs engine.
+    case 'trainProbe':
+    case 'probeInfo':
+    case 'applyProbe':
+    case 'exportProbeDirection':
+    case 'occlusion':
+    case 'patchPreview':
+    case 'patch':
+    case 'steer':
+    case 'ablate':
+    case 'tcav': {
+      const params = engineMethods[method].params.parse(rawParams, 'params');
+      if (method !== 'trainProbe' && method !== 'tcav') await loading.catch(() => undefined);
+      return causalRequest(method, params as never, {
+        loaded: () => session.loadedModel(),
+        signal: signal.abort,
+        progress,
+      });
     }
   }
 }

@@ -110,7 +110,7 @@ export class Sae {
     const dir = resolveSaeDir(dirOrFile);
     const cfgFile = path.join(dir, SAE_CFG_FILE);
     const config = parseSaeConfig(readJsonObject(cfgFile), cfgFile);
-    const file = SafetensorsFile.open(weightsFile(dir));
+    const file = SafetensorsFile.open(saeWeightsFile(dir));
     const params = readParams(file, config);
     const sparsity = readSparsity(dir, config);
     const warnings: string[] = [];
@@ -520,7 +520,8 @@ function resolveSaeDir(dirOrFile: string): string {
   return p;
 }
 
-function weightsFile(dir: string): string {
+/** The SAE folder's weights file, or an error that says what is there instead (a pickle, another name). */
+export function saeWeightsFile(dir: string): string {
   const file = path.join(dir, SAE_WEIGHTS_FILE);
   if (fs.existsSync(file)) return file;
   const entries = fs.readdirSync(dir);

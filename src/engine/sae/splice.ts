@@ -7,9 +7,11 @@
  * distribution.
  */
 import { LoupeError } from '../errors';
+import { ModelSpec } from '../families/spec';
 import { HookPoint, hookShape, hookPoints } from '../hooks';
 import { HookedModel } from '../model';
 import { Tensor, cropBatchItem, numel } from '../tensor';
+import { SaeConfig } from './config';
 import { Sae } from './sae';
 import { logSumExp } from '../logits';
 
@@ -39,14 +41,13 @@ export function attachSae(model: HookedModel, sae: Sae): AttachedSae {
         `(${layers} layer${layers === 1 ? '' : 's'}, ${hookPoints(model.spec).length} hooks; see 'loupe hooks --model DIR')`,
     );
   }
-  const shape = hookShape(model.spec, hook, 1, 1);
   const flattenHeads = cfg.reshapeActivations === 'hook_z';
   if (flattenHeads && !hook.name.endsWith('hook_z')) {
     throw new LoupeError(
       `${sae.label}: reshape_activations 'hook_z' needs an attn.hook_z hook, not '${hook.name}'`,
     );
   }
-  const width = flattenHeads ? shape[shape.length - 1] * shape[shape.length - 2] : shape[shape.length - 1];
+  const width = saeInputWidth(model.spec, hook, flattenHeads);
   if (width !== cfg.dIn) {
     throw new LoupeError(
       `${sae.label}: the SAE's d_in is ${cfg.dIn} at ${cfg.hookName}, but model ${modelName} has ` +
@@ -72,6 +73,20 @@ export function attachSae(model: HookedModel, sae: Sae): AttachedSae {
         : 'cfg.json has no model_from_pretrained_kwargs: an older SAELens trained it on the processed (centred) model';
   }
   return { model, sae, hook, center, centerReason };
+}
+
+/** The width an SAE reads at a hook: its last dimension, or n_heads × d_head where hook_z's heads are flattened. */
+function saeInputWidth(spec: ModelSpec, hook: HookPoint, flattenHeads: boolean): number {
+  const shape = hookShape(spec, hook, 1, 1);
+  return flattenHeads ? shape[shape.length - 1] * shape[shape.length - 2] : shape[shape.length - 1];
+}
+
+/** Whether `attachSae` would accept the SAE on a model of this spec (its hook exists there, with width d_in). */
+export function saeFitsModel(spec: ModelSpec, cfg: SaeConfig): boolean {
+  const hook = hookPoints(spec).find((h) => h.name === cfg.hookName);
+  const flattenHeads = cfg.reshapeActivations === 'hook_z';
+  if (!hook || (flattenHeads && !hook.name.endsWith('hook_z'))) return false;
+  return saeInputWidth(spec, hook, flattenHeads) === cfg.dIn;
 }
 
 /** Flattens a hook's activation to [rows, d_in] (hook_z's heads into one axis); the data is shared. */

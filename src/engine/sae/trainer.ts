@@ -108,6 +108,18 @@ interface CheckpointState {
   documentsDone: number;
   normScalingFactor: number;
   options: ResolvedOptions;
+  /** What the run reads, so a resume can be checked and offered without asking again (absent in older checkpoints). */
+  hook?: string;
+  corpus?: string;
+}
+
+/** A stopped training run's checkpoint, as a UI offers to resume it. */
+export interface TrainingCheckpoint {
+  readonly step: number;
+  readonly steps: number;
+  readonly tokens: number;
+  readonly hook: string | null;
+  readonly corpus: string | null;
 }
 
 const CHECKPOINT = 'checkpoint';
@@ -116,6 +128,16 @@ const LOG_FILE = 'training_log.jsonl';
 export async function trainSae(model: HookedModel, options: TrainSaeOptions): Promise<TrainResult> {
   const dIn = hookWidth(model, options.hook);
   const resumeState = options.resume ? readCheckpointState(options.outDir) : null;
+  if (resumeState?.hook !== undefined && resumeState.hook !== options.hook) {
+    throw new LoupeError(
+      `${options.outDir}: the checkpoint trains an SAE on ${resumeState.hook}, not ${options.hook}; resume with its hook`,
+    );
+  }
+  if (resumeState && resumeState.options.dIn !== dIn) {
+    throw new LoupeError(
+      `${options.outDir}: the checkpoint's SAE reads ${resumeState.options.dIn} values per token, but ${options.hook} has ${dIn} in this model; resume with the model it was trained on`,
+    );
+  }
   const o: ResolvedOptions = resumeState?.options ?? resolveOptions(model, dIn, options);
   const shapes: Record<ParamName, number[]> = {
     W_enc: [o.dIn, o.dSae],
@@ -264,6 +286,8 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       documentsDone,
       normScalingFactor: scale,
       options: o,
+      hook: options.hook,
+      corpus: options.corpus,
     });
   try {
     while (step < o.steps) {
@@ -448,6 +472,20 @@ function writeCheckpoint(
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
   fs.renameSync(tmp, dir);
   fs.rmSync(old, { recursive: true, force: true });
+}
+
+/** The checkpoint a stopped run left in `outDir`, or null when there is none. */
+export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | null {
+  if (!fs.existsSync(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
+  const state = readCheckpointState(outDir);
+  const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+  return {
+    step: count(state.step),
+    steps: count(state.options?.steps),
+    tokens: count(state.tokens),
+    hook: typeof state.hook === 'string' ? state.hook : null,
+    corpus: typeof state.corpus === 'string' ? state.corpus : null,
+  };
 }
 
 function readCheckpointState(outDir: string): CheckpointState {

@@ -12,7 +12,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
-import { TemplateResult, html, nothing, render } from 'lit';
+import { TemplateResult, html, nothing, render, svg } from 'lit';
 import {
   HeatMapLegend,
   HostToInspector,
@@ -116,10 +116,19 @@ function onRowKey(event: KeyboardEvent, activate: () => void): void {
     activate();
   } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
     event.preventDefault();
-    const sibling = event.key === 'ArrowDown' ? row.nextElementSibling : row.previousElementSibling;
-    (sibling as HTMLElement | null)?.focus();
+    const rows = [...(row.closest('.rows')?.querySelectorAll<HTMLElement>('.row[tabindex]') ?? [])];
+    rows[rows.indexOf(row) + (event.key === 'ArrowDown' ? 1 : -1)]?.focus();
+  } else if (event.key === 'd' && row.dataset.feature !== undefined) {
+    // D: the feature's dashboard, as the button beside the row does.
+    event.preventDefault();
+    post({ type: 'openDashboard', feature: Number(row.dataset.feature) });
   }
 }
+
+/** A small bar-chart icon for the dashboard button (inline SVG: the CSP allows no icon font or image). */
+const dashboardIcon = svg`<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" focusable="false"
+  ><path fill="currentColor" d="M2 13h12v1H2zM3 8h2v4H3zM7 4h2v8H7zM11 6h2v6h-2z" /></svg
+>`;
 
 /** A bar filled to `fraction` (0..1); applied after rendering (see the top of the file). */
 function bar(fraction: number): TemplateResult {
@@ -178,28 +187,43 @@ function featureList(t: InspectedToken): TemplateResult {
           >
             ${shown.map(
               (f) =>
-                html`<div
-                  class="row feature ${f.index === chosen ? 'chosen' : ''}"
-                  role="button"
-                  tabindex="0"
-                  aria-pressed=${f.index === chosen ? 'true' : 'false'}
-                  aria-label=${`Feature ${f.index}${f.label ? `, ${f.label}` : ''}, activation ${formatAct(f.act)}; show its heat map`}
-                  title="Show this feature's heat map in the editor"
-                  @click=${() => post({ type: 'showHeatMap', feature: f.index })}
-                  @keydown=${(e: KeyboardEvent) => onRowKey(e, () => post({ type: 'showHeatMap', feature: f.index }))}
-                >
+                html`<div class="feature-item" role="listitem">
+                  <div
+                    class="row feature ${f.index === chosen ? 'chosen' : ''}"
+                    role="button"
+                    tabindex="0"
+                    data-feature=${f.index}
+                    aria-pressed=${f.index === chosen ? 'true' : 'false'}
+                    aria-label=${`Feature ${f.index}${f.label ? `, ${f.label}` : ''}, activation ${formatAct(f.act)}; show its heat map`}
+                    title="Show this feature's heat map in the editor"
+                    @click=${() => post({ type: 'showHeatMap', feature: f.index })}
+                    @keydown=${(e: KeyboardEvent) => onRowKey(e, () => post({ type: 'showHeatMap', feature: f.index }))}
+                  >
+                    ${
+                      labels
+                        ? html`<span class="title"
+                            ><span class="index">#${f.index}</span
+                            ><span class="label ${f.label ? '' : 'unlabelled'}" title=${f.label ?? ''}
+                              >${f.label ?? 'no label'}</span
+                            ></span
+                          >`
+                        : html`<span class="index">#${f.index}</span>`
+                    }
+                    ${bar(f.act / top)}
+                    <span class="value">${formatAct(f.act)}</span>
+                  </div>
                   ${
                     labels
-                      ? html`<span class="title"
-                          ><span class="index">#${f.index}</span
-                          ><span class="label ${f.label ? '' : 'unlabelled'}" title=${f.label ?? ''}
-                            >${f.label ?? 'no label'}</span
-                          ></span
-                        >`
-                      : html`<span class="index">#${f.index}</span>`
+                      ? html`<button
+                          class="open-dashboard"
+                          title=${`Open feature #${f.index}'s dashboard (D)`}
+                          aria-label=${`Open feature ${f.index}'s dashboard`}
+                          @click=${() => post({ type: 'openDashboard', feature: f.index })}
+                        >
+                          ${dashboardIcon}
+                        </button>`
+                      : nothing
                   }
-                  ${bar(f.act / top)}
-                  <span class="value">${formatAct(f.act)}</span>
                 </div>`,
             )}
           </div>
