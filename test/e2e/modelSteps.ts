@@ -308,9 +308,14 @@ async function chooseInDialog(page: Page, target: string): Promise<void> {
     if (Date.now() > deadline) throw new Error('the file dialog did not open');
     await page.waitForTimeout(100);
   }
-  await input.fill(target);
-  await page.waitForTimeout(300); // the dialog lists the typed folder's entries before it accepts
-  if ((await input.inputValue()) !== target) throw new Error(`the dialog shows ${await input.inputValue()}`);
+  // The dialog may still be filling in its starting folder when the path is typed (it then
+  // rewrites the input), so type again until the path stays.
+  for (let attempt = 1; ; attempt++) {
+    await input.fill(target);
+    await page.waitForTimeout(300); // the dialog lists the typed folder's entries before it accepts
+    if ((await input.inputValue()) === target) break;
+    if (attempt === 5) throw new Error(`the dialog shows ${await input.inputValue()}`);
+  }
   await page.keyboard.press('Enter');
   await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }
