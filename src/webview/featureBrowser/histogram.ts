@@ -61,7 +61,11 @@ export class HistogramChart {
           y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.05] },
         },
         axes: [
-          { ...axis, values: (_u, ticks) => ticks.map(formatAct) },
+          {
+            ...axis,
+            splits: (_u, _i, min, max) => logTicks(min, max),
+            values: (_u, ticks) => ticks.map(formatAct),
+          },
           { ...axis, size: 48, values: (_u, ticks) => ticks.map(formatCount) },
         ],
         series: [
@@ -133,6 +137,34 @@ function themeColours(): ThemeColours {
     barFill: `rgb(${heat} / 0.55)`,
     font: `${v('--vscode-font-size', '12px')} ${v('--vscode-font-family', 'sans-serif')}`,
   };
+}
+
+/**
+ * Round activations (1, 2, 5 times a power of ten; more steps when the range
+ * is narrow) to mark on the log axis: uPlot's own log ticks are powers of the
+ * base, which a histogram spanning less than an octave does not reach.
+ */
+export function logTicks(min: number, max: number): number[] {
+  if (!(min > 0) || !(max > min)) return [];
+  const steps = [
+    [1, 2, 5],
+    [1, 1.5, 2, 3, 4, 5, 6, 8],
+    [1, 1.2, 1.4, 1.6, 1.8, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9],
+  ];
+  let ticks: number[] = [];
+  for (const multiples of steps) {
+    ticks = [];
+    for (let e = Math.floor(Math.log10(min)); e <= Math.ceil(Math.log10(max)); e++) {
+      for (const m of multiples) {
+        const v = Number((m * 10 ** e).toPrecision(6));
+        if (v >= min && v <= max) ticks.push(v);
+      }
+    }
+    if (ticks.length >= 3) break;
+  }
+  // At most about eight, evenly thinned.
+  const every = Math.ceil(ticks.length / 8);
+  return ticks.filter((_, i) => i % every === 0);
 }
 
 export function formatAct(x: number): string {
