@@ -74,8 +74,15 @@ export function activate(context: vscode.ExtensionContext): void {
   const jobs = push(new JobsEngine(context.extensionPath, log));
   for (const d of registerJobCommands({ engine, jobs, tree: models.tree })) push(d);
   // The Lens Grid, the Heads panel and attention in the editor (lenses and heads).
-  for (const d of registerLensViews({ extensionUri: context.extensionUri, engine, analyses, jobs, log }))
-    push(d);
+  const lensViews = registerLensViews({
+    extensionUri: context.extensionUri,
+    engine,
+    analyses,
+    jobs,
+    log,
+    state: context.workspaceState,
+  });
+  for (const d of lensViews) push(d);
   // Probes and causal tools: results panels, per-token score heat maps, and their commands.
   const results = registerResultPanels(context, log);
   for (const d of results.disposables) push(d);

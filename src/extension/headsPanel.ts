@@ -21,6 +21,7 @@ import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { panelHtml, panelOptions } from './featureBrowserShared';
 import { LensEditor } from './lensEditor';
+import { closeUnrevivedTabs } from './lensGrid';
 
 export const HEADS_VIEW = 'loupe.heads';
 const TITLE = 'Heads';
@@ -69,11 +70,13 @@ export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposa
       this.panel.reveal(undefined, true);
       return;
     }
+    // A tab left from before a reload and never shown since has no webview yet: this panel replaces it.
+    const column = closeUnrevivedTabs(HEADS_VIEW);
     this.attach(
       vscode.window.createWebviewPanel(
         HEADS_VIEW,
         TITLE,
-        { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+        { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: true },
         panelOptions(this.extensionUri),
       ),
     );

@@ -30,6 +30,8 @@ export interface LensContext {
   readonly analyses: DocumentAnalyses;
   readonly jobs: JobsEngine;
   readonly log: vscode.LogOutputChannel;
+  /** The workspace's state: the lens the grid last showed. */
+  readonly state: vscode.Memento;
 }
 
 /** How long each view lets the cursor rest before it follows: the grid runs the most. */
@@ -42,7 +44,7 @@ export function registerLensViews(ctx: LensContext): vscode.Disposable[] {
   const gridEditor = follow(GRID_DEBOUNCE_MS);
   const headsEditor = follow(HEADS_DEBOUNCE_MS);
   const attentionEditor = follow(ATTENTION_DEBOUNCE_MS);
-  const grid = new LensGridPanel(ctx.extensionUri, ctx.engine, gridEditor, ctx.log);
+  const grid = new LensGridPanel(ctx.extensionUri, ctx.engine, gridEditor, ctx.log, ctx.state);
   const attention = new AttentionInEditor(ctx.engine, attentionEditor, ctx.log);
   const heads = new HeadsPanel(ctx.extensionUri, ctx.engine, headsEditor, attention, ctx.log);
   void vscode.commands.executeCommand('setContext', 'loupe.attentionActive', false);

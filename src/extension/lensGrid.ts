@@ -31,6 +31,8 @@ const AROUND_CARET = 12;
 /** Most likely tokens per cell: the top-10 a click shows. */
 const TOP_K = 10;
 
+const LENS_KEY = 'loupe.lensGrid.lens';
+
 const TUNED_ACTIONS: LensAction[] = [
   { command: 'loupe.loadTunedLens', label: 'Load Tuned Lens…' },
   { command: 'loupe.trainTunedLens', label: 'Train Tuned Lens…' },
@@ -50,6 +52,7 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
     private readonly engine: EngineState,
     private readonly follow: LensEditor,
     private readonly log: vscode.LogOutputChannel,
+    private readonly memento: vscode.Memento,
   ) {
     this.subscriptions.push(
       follow.onDidChange(() => void this.update()),
@@ -60,18 +63,21 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
   /** Opens (or reveals) the panel beside the editor, keeping the focus in the editor; with a lens, shows that lens. */
   show(lens?: LensChoice): void {
     if (lens) {
-      this.lens = lens;
+      this.remember(lens);
       if (this.ready) this.post({ type: 'lens', lens });
       else this.pendingLens = lens;
     }
     if (this.panel) {
       this.panel.reveal(undefined, true);
     } else {
+      // A tab left from before a reload and never shown since has no webview yet: this panel replaces it.
+      const column = closeUnrevivedTabs(LENS_GRID_VIEW);
+      this.pendingLens ??= this.memento.get<LensChoice>(LENS_KEY) ?? null;
       this.attach(
         vscode.window.createWebviewPanel(
           LENS_GRID_VIEW,
           TITLE,
-          { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+          { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: true },
           panelOptions(this.extensionUri),
         ),
       );
@@ -124,13 +130,13 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
     switch (message.type) {
       case 'ready':
         this.ready = true;
-        this.lens = this.pendingLens ?? message.lens;
+        this.remember(this.pendingLens ?? message.lens);
         if (this.pendingLens) this.post({ type: 'lens', lens: this.pendingLens });
         this.pendingLens = null;
         void this.update();
         return;
       case 'setLens':
-        this.lens = message.lens;
+        this.remember(message.lens);
         void this.update();
         return;
       case 'run':
@@ -245,6 +251,12 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
     }
   }
 
+  /** The lens shown, also kept in the workspace's state for a panel opened anew. */
+  private remember(lens: LensChoice): void {
+    this.lens = lens;
+    void this.memento.update(LENS_KEY, lens);
+  }
+
   private problem(message: string, actions: LensAction[] = []): void {
     this.post({ type: 'problem', message, actions });
   }
@@ -252,6 +264,20 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
   private post(message: HostToLensGrid): void {
     if (this.panel && this.ready) void this.panel.webview.postMessage(message);
   }
+}
+
+/**
+ * Closes the tabs of a panel type that VS Code restored after a reload but
+ * has not shown since (it revives a hidden webview only when its tab is
+ * shown, so the extension cannot reach it); returns the column of the first.
+ */
+export function closeUnrevivedTabs(viewType: string): vscode.ViewColumn | undefined {
+  const tabs = vscode.window.tabGroups.all.flatMap((g) =>
+    g.tabs.filter((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith(viewType)),
+  );
+  const column = tabs[0]?.group.viewColumn;
+  if (tabs.length > 0) void vscode.window.tabGroups.close(tabs, true);
+  return column;
 }
 
 export function lensName(lens: LensChoice): string {

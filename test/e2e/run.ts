@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { Browser, ConsoleMessage, Frame, Locator, Page, chromium } from 'playwright-core';
 import { FIXTURES, writeRandomSae } from '../unit/helpers';
 import { CodeServer, freePort, installExtension, packageExtension, ROOT } from './codeServer';
+import { lensSteps } from './lensSteps';
 import { modelSteps } from './modelSteps';
 
 const CHROMIUM = process.env.LOUPE_E2E_CHROMIUM ?? '/usr/bin/chromium';
@@ -304,8 +305,21 @@ async function main(): Promise<number> {
     else console.log('  - the feature panels need the bundled SAE and its feature database; skipped');
 
     await modelSteps({ step, shot, quickOpen, waitForText, tmp, workspace });
-    // The lens/heads and probe/causal views have their own steps (lensSteps.ts, causalSteps.ts); they
-    // are not run here until they pass reliably on a loaded 2-core machine.
+    await lensSteps({
+      step,
+      shot,
+      quickOpen,
+      waitForText,
+      paletteCommand,
+      panelFrame,
+      clickText,
+      settingsFile,
+      loupeSettings,
+      userDataDir,
+      tmp,
+    });
+    // The probe/causal views have their own steps (causalSteps.ts); they are not run here until they
+    // pass reliably on a loaded 2-core machine.
 
     await step('an SAE trained for another model is refused with a clear error', async (p) => {
       await quickOpen(p, 'tokens.py');

@@ -364,8 +364,8 @@ function drawGrid(): void {
                   data-level=${level(d, i, j)}
                   data-row=${i}
                   data-col=${j}
-                  tabindex=${tabbable.row === i && tabbable.col === j ? 0 : -1}
-                  aria-selected=${active?.row === i && active?.col === j ? 'true' : 'false'}
+                  tabindex="-1"
+                  aria-selected="false"
                   title=${title}
                 >
                   ${word(top)}
@@ -381,7 +381,18 @@ function drawGrid(): void {
     </table>`,
     gridBox,
   );
-  if (active) scrollToCell(active, false);
+  // The focus marks are set by hand (activate), so lit keeps no stale copy of them: clear the old, mark the new.
+  for (const el of gridBox.querySelectorAll<HTMLElement>(
+    'td.cell[tabindex="0"], td.cell[aria-selected="true"]',
+  )) {
+    el.setAttribute('tabindex', '-1');
+    el.setAttribute('aria-selected', 'false');
+  }
+  cellAt(tabbable)?.setAttribute('tabindex', '0');
+  if (active) {
+    cellAt(active)?.setAttribute('aria-selected', 'true');
+    scrollToCell(active, false);
+  }
 }
 
 function cellAt(pos: { row: number; col: number }): HTMLElement | null {
@@ -407,9 +418,12 @@ function scrollToCell(pos: { row: number; col: number }, focus: boolean): void {
 function activate(pos: { row: number; col: number }, focus = true): void {
   const d = data;
   if (!d) return;
-  const previous = active ? cellAt(active) : gridBox.querySelector<HTMLElement>('td.cell[tabindex="0"]');
-  previous?.setAttribute('tabindex', '-1');
-  previous?.setAttribute('aria-selected', 'false');
+  for (const el of gridBox.querySelectorAll<HTMLElement>(
+    'td.cell[tabindex="0"], td.cell[aria-selected="true"]',
+  )) {
+    el.setAttribute('tabindex', '-1');
+    el.setAttribute('aria-selected', 'false');
+  }
   active = pos;
   const cell = cellAt(pos);
   cell?.setAttribute('tabindex', '0');
