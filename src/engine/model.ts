@@ -86,6 +86,14 @@ export class HookedModel {
     return this.checkpoint.spec;
   }
 
+  /**
+   * The BOS id windows of text start with; null for none. The tokenizer's wins because it is the id
+   * `tokenize` prepends; it is null where the tokenizer's own template adds BOS (Llama), and then the config's.
+   */
+  get bosTokenId(): number | null {
+    return this.tokenizer?.bosTokenId ?? this.spec.bosTokenId;
+  }
+
   /** Tokens of a text exactly as `run` feeds them, with UTF-16 spans. */
   async tokenize(text: string, options?: EncodeOptions): Promise<Token[]> {
     if (!this.tokenizer)

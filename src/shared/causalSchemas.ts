@@ -24,7 +24,8 @@ import {
   variants,
 } from './schema';
 
-const jobModel = { model: str, threads: nonNegInt, cacheDir: nullable(str) };
+/** The model every job opens itself, and how (protocol.ts's jobs spread it too). */
+export const jobModel = { model: str, threads: nonNegInt, cacheDir: nullable(str) };
 
 /** A token as the views name it: its id and display text. */
 export const tokenRef = object({ id: nonNegInt, text: str });

@@ -173,7 +173,7 @@ async function hookMeans(
   sequences: readonly (readonly number[])[],
   hooks: readonly string[],
 ): Promise<Map<string, Float64Array>> {
-  const bos = model.tokenizer?.bosTokenId ?? model.spec.bosTokenId;
+  const bos = model.bosTokenId;
   const sums = new Map<string, Float64Array>();
   let count = 0;
   for (let s0 = 0; s0 < sequences.length; s0 += 8) {
@@ -340,7 +340,7 @@ export async function ablateSaeFeatures(
   if (options.target !== undefined) checkTokenId(options.target, V, 'the target');
   let mean: Float64Array | null = null;
   if (mode === 'mean') {
-    const bos = model.tokenizer?.bosTokenId ?? model.spec.bosTokenId;
+    const bos = model.bosTokenId;
     const seqs = options.meanOver ?? [ids];
     const acts = await saeFeatures(att, seqs);
     const dSae = att.sae.config.dSae;

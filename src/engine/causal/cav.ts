@@ -28,7 +28,7 @@ export async function exampleActivations(
   signal?: AbortSignal,
 ): Promise<ExampleActivations> {
   const widths = hooks.map((h) => hookWidth(model, h));
-  const bos = model.tokenizer?.bosTokenId ?? model.spec.bosTokenId;
+  const bos = model.bosTokenId;
   const rows = new Map(hooks.map((h, k) => [h, new Float32Array(examples.length * widths[k])]));
   const norms = new Map(hooks.map((h) => [h, 0]));
   let tokens = 0;

@@ -51,7 +51,7 @@ export async function occlude(
   if (options.target !== undefined) checkTokenId(options.target, V, 'the target');
   if (options.versus !== undefined) checkTokenId(options.versus, V, 'the versus');
   if (options.replacement !== undefined) checkTokenId(options.replacement, V, 'the replacement');
-  const bos = model.tokenizer?.bosTokenId ?? model.spec.bosTokenId;
+  const bos = model.bosTokenId;
   const first = ids[0] === bos && ids.length > 1 ? 1 : 0;
   const occluded = Array.from({ length: position + 1 - first }, (_, i) => i + first);
   const metricName = options.versus !== undefined ? 'logit-diff' : (options.metric ?? 'logit');

@@ -39,7 +39,7 @@ import {
   featureSort,
   featureSummary,
 } from '../../shared/featureSchemas';
-import { causalMethods } from '../../shared/causalSchemas';
+import { causalMethods, jobModel, tokenRef } from '../../shared/causalSchemas';
 
 // ---- what the engine has loaded ----
 
@@ -132,9 +132,6 @@ export const saeFolder = object({
   problem: nullable(str),
 });
 export type SaeFolder = Infer<typeof saeFolder>;
-
-/** The model every job opens itself, and how. */
-const jobModel = { model: str, threads: nonNegInt, cacheDir: nullable(str) };
 
 const folderAndJobMethods = {
   /** Describes model and SAE folders, and finds more in the hub cache (null: where the environment says) and inside model folders. */
@@ -337,8 +334,8 @@ const lensMethods = {
     params: object({ ...documentRef, token: nonNegInt, target: nullable(str), versus: nullable(str) }),
     result: object({
       token: nonNegInt,
-      target: object({ id: nonNegInt, text: str }),
-      versus: nullable(object({ id: nonNegInt, text: str })),
+      target: tokenRef,
+      versus: nullable(tokenRef),
       logit: num,
       embed: num,
       posEmbed: nullable(num),
@@ -377,9 +374,7 @@ const lensMethods = {
   /** Trains a tuned lens (lens/tunedLensTrainer.ts) in the jobs engine; cancelling writes nothing. */
   trainTunedLens: {
     params: object({
-      model: str,
-      threads: nonNegInt,
-      cacheDir: nullable(str),
+      ...jobModel,
       corpus: str,
       outDir: str,
       steps: nullable(nonNegInt),

@@ -15,7 +15,6 @@ import { CancelledError } from '../errors';
 import { GraphBuilder } from '../graph/builder';
 import { HookedModel } from '../model';
 import { GraphSession } from '../runtime';
-import { windowBos } from './tokens';
 
 export interface LayerMoments {
   /** Σ ẑẑᵀ / N per head, [H × d_head × d_head]. */
@@ -44,7 +43,7 @@ export async function collectHeadMoments(
   options: MomentsOptions = {},
 ): Promise<HeadMoments> {
   const { nLayers: L, nHeads: H, dHead: dh } = model.spec;
-  const bos = windowBos(model);
+  const bos = model.bosTokenId;
   const hooks = [...Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_z`), 'ln_final.hook_scale'];
   const sumSecond = Array.from({ length: L }, () => new Float64Array(H * dh * dh));
   const sumFirst = Array.from({ length: L }, () => new Float64Array(H * dh));

@@ -17,7 +17,6 @@ import { HookedModel } from '../model';
 import { GraphSession } from '../runtime';
 import { contextWindows } from '../sae/activations';
 import { readEngineWeight } from './engineWeights';
-import { windowBos } from './tokens';
 import { collectHeadMoments } from './headMoments';
 import { PoolSpec, TextPool, buildTextPool } from './textPool';
 import { HeadBasis, HeadOutputMoments, greedyDirections, headBasis } from './textSpan';
@@ -193,7 +192,7 @@ export async function corpusWindows(
 ): Promise<number[][]> {
   const maxTokens = options.maxTokens ?? 100_000;
   const ctx = Math.min(options.contextSize ?? model.spec.nCtx, model.spec.nCtx);
-  const bos = windowBos(model);
+  const bos = model.bosTokenId;
   const out: number[][] = [];
   let tokens = 0;
   for await (const doc of readCorpus(corpus)) {

@@ -28,11 +28,3 @@ async function tokenOfText(model: HookedModel, text: string): Promise<number> {
   }
   return tokens[0].id;
 }
-
-/**
- * The BOS id windows of text start with: the one Loupe prepends, or, where
- * the tokenizer's own template adds it (Llama), the config's; null for none.
- */
-export function windowBos(model: HookedModel): number | null {
-  return model.tokenizer?.bosTokenId ?? model.spec.bosTokenId;
-}

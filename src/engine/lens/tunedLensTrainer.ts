@@ -22,7 +22,6 @@ import { Feed, GraphSession } from '../runtime';
 import { contextWindows } from '../sae/activations';
 import { Tensor } from '../tensor';
 import { residualHook } from './positions';
-import { windowBos } from './tokens';
 import { TunedLens } from './tunedLens';
 import { ADAM, buildTunedLensStepGraph, stepIo } from './tunedLensStep';
 
@@ -214,7 +213,7 @@ async function* residualBatches(
   const { nLayers: L, dModel: d } = spec;
   const hooks = Array.from({ length: L + 1 }, (_, l) => residualHook(spec, l));
   const ctx = Math.min(contextSize ?? spec.nCtx, spec.nCtx);
-  const bos = windowBos(model);
+  const bos = model.bosTokenId;
   const buffers = hooks.map(() => new Float32Array(batchTokens * d));
   let filled = 0;
   let pending: number[][] = [];
