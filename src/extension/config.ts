@@ -49,10 +49,23 @@ export function affectsDisplay(e: vscode.ConfigurationChangeEvent): boolean {
 }
 
 /**
+ * `loupe.tunedLensPath`: the tuned lens folder the Lens Grid's tuned lens
+ * reads; null for none. Read on its own, apart from `readConfig`: only the
+ * grid needs it, and changing it does not reload the engine.
+ */
+export function tunedLensPath(): string | null {
+  return resolvePath(vscode.workspace.getConfiguration(SECTION).get<string>('tunedLensPath', '')) || null;
+}
+
+export function affectsTunedLens(e: vscode.ConfigurationChangeEvent): boolean {
+  return e.affectsConfiguration(`${SECTION}.tunedLensPath`);
+}
+
+/**
  * Sets a path setting where the user will see it take effect: where it is
  * already set (a workspace value would hide a user one), else for the user.
  */
-export async function setPath(key: 'modelPath' | 'saePath', value: string): Promise<void> {
+export async function setPath(key: 'modelPath' | 'saePath' | 'tunedLensPath', value: string): Promise<void> {
   const c = vscode.workspace.getConfiguration(SECTION);
   const info = c.inspect<string>(key);
   const target =

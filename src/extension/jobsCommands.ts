@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineParams } from '../engine/host/protocol';
 import { addFolder, readConfig } from './config';
+import { pickCorpus } from './corpusPicker';
 import { EngineState } from './engineState';
 import { JobsEngine, runJob } from './jobs';
 import { ModelTree, nodeFolder } from './modelTree';
@@ -495,38 +496,6 @@ async function pick<T extends vscode.QuickPickItem>(
   });
   qp.dispose();
   return chosen;
-}
-
-/** A workspace folder, or a folder / .jsonl / text file chosen in a dialog. */
-async function pickCorpus(
-  title: string,
-  placeHolder: string,
-  workspaceFirst = false,
-): Promise<string | undefined> {
-  type CorpusItem = vscode.QuickPickItem & { dir: string | null };
-  const folders = vscode.workspace.workspaceFolders ?? [];
-  const items: CorpusItem[] = [
-    ...folders
-      .filter((f) => f.uri.scheme === 'file')
-      .map((f) => ({
-        label: `$(root-folder) ${f.name}`,
-        description: 'the workspace folder',
-        detail: f.uri.fsPath,
-        dir: f.uri.fsPath,
-      })),
-    { label: '$(folder-opened) Choose a Folder, .jsonl or Text File…', dir: null },
-  ];
-  const chosen = workspaceFirst && items.length === 2 ? items[0] : await pick(items, { title, placeHolder });
-  if (!chosen) return undefined;
-  if (chosen.dir) return chosen.dir;
-  const picked = await vscode.window.showOpenDialog({
-    canSelectFiles: true,
-    canSelectFolders: true,
-    canSelectMany: false,
-    openLabel: 'Use as Corpus',
-    title: 'A folder of text files, a .jsonl with a "text" field per line, or a text file',
-  });
-  return picked?.[0]?.fsPath;
 }
 
 function outFolderProblem(value: string, corpus: string): string | null {

@@ -21,8 +21,8 @@ import { HEADS_VIEW, HeadsPanel } from './headsPanel';
 import { JobsEngine, runJob } from './jobs';
 import { LensEditor } from './lensEditor';
 import { LENS_GRID_VIEW, LensGridPanel } from './lensGrid';
-import { readConfig } from './config';
-import { setTunedLensPath, tunedLensPath } from './lensSettings';
+import { readConfig, setPath, tunedLensPath } from './config';
+import { pickCorpus } from './corpusPicker';
 
 export interface LensContext {
   readonly extensionUri: vscode.Uri;
@@ -146,7 +146,7 @@ async function loadTunedLens(grid: LensGridPanel): Promise<void> {
     );
     return;
   }
-  await setTunedLensPath(dir);
+  await setPath('tunedLensPath', dir);
   grid.show('tuned');
 }
 
@@ -160,7 +160,10 @@ async function trainTunedLens(ctx: LensContext, grid: LensGridPanel): Promise<vo
   }
   const model = s.model;
   const title = (n: number) => `Loupe: Train Tuned Lens for ${model.name} (${n}/3)`;
-  const corpus = await pickCorpus(title(1));
+  const corpus = await pickCorpus(
+    title(1),
+    'The text to train on: the lens learns to match the model’s own predictions on it',
+  );
   if (!corpus) return;
   const stepsText = await vscode.window.showInputBox({
     title: title(2),
@@ -209,7 +212,7 @@ async function trainTunedLens(ctx: LensContext, grid: LensGridPanel): Promise<vo
       `Loupe: trained a tuned lens for ${model.name} in ${r.seconds.toFixed(0)} s (${r.steps} steps, ${r.tokens.toLocaleString('en-US')} tokens): mean KL to the model's output ${mean(r.initialKl).toFixed(3)} with the logit lens, ${mean(r.finalKl).toFixed(3)} with the tuned lens.`,
       use,
     );
-    await setTunedLensPath(r.outDir);
+    await setPath('tunedLensPath', r.outDir);
     if (answer === use) grid.show('tuned');
   } else if (outcome.kind === 'cancelled') {
     void vscode.window.showInformationMessage('Loupe: tuned lens training cancelled; nothing was written.');
@@ -223,35 +226,4 @@ async function trainTunedLens(ctx: LensContext, grid: LensGridPanel): Promise<vo
     )
       ctx.log.show(true);
   }
-}
-
-/** A workspace folder, or a folder / .jsonl / text file chosen in a dialog. */
-async function pickCorpus(title: string): Promise<string | undefined> {
-  type CorpusItem = vscode.QuickPickItem & { dir: string | null };
-  const items: CorpusItem[] = [
-    ...(vscode.workspace.workspaceFolders ?? [])
-      .filter((f) => f.uri.scheme === 'file')
-      .map((f) => ({
-        label: `$(root-folder) ${f.name}`,
-        description: 'the workspace folder',
-        detail: f.uri.fsPath,
-        dir: f.uri.fsPath,
-      })),
-    { label: '$(folder-opened) Choose a Folder, .jsonl or Text File…', dir: null },
-  ];
-  const chosen = await vscode.window.showQuickPick(items, {
-    title,
-    placeHolder: 'The text to train on: the lens learns to match the model’s own predictions on it',
-    ignoreFocusOut: true,
-  });
-  if (!chosen) return undefined;
-  if (chosen.dir) return chosen.dir;
-  const picked = await vscode.window.showOpenDialog({
-    canSelectFiles: true,
-    canSelectFolders: true,
-    canSelectMany: false,
-    openLabel: 'Use as Corpus',
-    title: 'A folder of text files, a .jsonl with a "text" field per line, or a text file',
-  });
-  return picked?.[0]?.fsPath;
 }

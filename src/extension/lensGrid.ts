@@ -22,7 +22,7 @@ import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { panelHtml, panelOptions } from './featureBrowserShared';
 import { LensEditor, tokensInRange } from './lensEditor';
-import { affectsTunedLens, tunedLensPath } from './lensSettings';
+import { affectsTunedLens, tunedLensPath } from './config';
 
 export const LENS_GRID_VIEW = 'loupe.lensGrid';
 const TITLE = 'Lens Grid';
