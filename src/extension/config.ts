@@ -2,6 +2,7 @@
  * Loupe's settings, read in one place and typed (package.json declares them
  * for the Settings UI).
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 
@@ -141,9 +142,13 @@ function folderList(value: unknown): string[] {
 function resolvePath(p: string): string {
   const trimmed = p.trim();
   if (!trimmed) return '';
-  const home = process.env.HOME ?? process.env.USERPROFILE ?? '';
-  const expanded = trimmed.startsWith('~') ? path.join(home, trimmed.slice(1)) : trimmed;
+  const expanded = expandHome(trimmed);
   if (path.isAbsolute(expanded)) return expanded;
   const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   return folder ? path.join(folder, expanded) : path.resolve(expanded);
+}
+
+/** `~` and `~/…` as the user's home folder, in settings and in typed output folders alike. */
+export function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }

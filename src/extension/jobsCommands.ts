@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { EngineParams } from '../engine/host/protocol';
-import { addFolder, readConfig } from './config';
+import { addFolder, expandHome, readConfig } from './config';
 import { pickCorpus } from './corpusPicker';
 import { EngineState } from './engineState';
 import { JobsEngine, runJob } from './jobs';
@@ -518,10 +518,6 @@ function parseCount(text: string): number | null {
   const scale = { '': 1, k: 1e3, m: 1e6, b: 1e9 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'b'];
   const v = Math.round(n * scale);
   return Number.isFinite(v) && v > 0 && Number.isSafeInteger(v) ? v : null;
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? path.join(os.homedir(), p.slice(1)) : p;
 }
 
 function workspaceDir(): string | undefined {

@@ -21,7 +21,7 @@ import { HEADS_VIEW, HeadsPanel } from './headsPanel';
 import { JobsEngine, runJob } from './jobs';
 import { LensEditor } from './lensEditor';
 import { LENS_GRID_VIEW, LensGridPanel } from './lensGrid';
-import { readConfig, setPath, tunedLensPath } from './config';
+import { expandHome, readConfig, setPath, tunedLensPath } from './config';
 import { pickCorpus } from './corpusPicker';
 
 export interface LensContext {
@@ -182,9 +182,7 @@ async function trainTunedLens(ctx: LensContext, grid: LensGridPanel): Promise<vo
   });
   if (outText === undefined) return;
   const raw = outText.trim();
-  const outDir = path.resolve(
-    raw === '~' || raw.startsWith('~/') ? path.join(os.homedir(), raw.slice(1)) : raw,
-  );
+  const outDir = path.resolve(expandHome(raw));
   if (ctx.jobs.isBusy(outDir)) {
     void vscode.window.showWarningMessage(`Loupe: ${path.basename(outDir)} is being trained already.`);
     return;
