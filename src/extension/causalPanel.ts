@@ -12,10 +12,11 @@ import {
   ResultAction,
   ResultKind,
   ResultView,
+  ResultsToHost,
   resultView,
   resultsToHost,
 } from '../webview/causalProtocol';
-import { panelHtml, panelOptions } from './featureBrowserShared';
+import { WebviewPanelHost } from './webviewPanelHost';
 
 const TITLES: Record<ResultKind, string> = {
   probe: 'Probe Results',
@@ -25,23 +26,35 @@ const TITLES: Record<ResultKind, string> = {
 };
 export const RESULT_KINDS = Object.keys(TITLES) as ResultKind[];
 
-export function resultViewType(kind: ResultKind): string {
+function resultViewType(kind: ResultKind): string {
   return `loupe.results.${kind}`;
 }
 
-export class ResultsPanel implements vscode.WebviewPanelSerializer, vscode.Disposable {
-  private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
+export class ResultsPanel implements vscode.Disposable {
+  private readonly host: WebviewPanelHost<HostToResults, ResultsToHost>;
   private busyMessage: string | null = null;
   /** What a button asks for; set by the command module that owns this kind. */
   onAction: (action: ResultAction, view: ResultView) => void = () => undefined;
 
   constructor(
     readonly kind: ResultKind,
-    private readonly extensionUri: vscode.Uri,
+    extensionUri: vscode.Uri,
     private readonly state: vscode.Memento,
-    private readonly log: vscode.LogOutputChannel,
-  ) {}
+    log: vscode.LogOutputChannel,
+  ) {
+    this.host = new WebviewPanelHost(
+      extensionUri,
+      log,
+      {
+        viewType: resultViewType(kind),
+        title: TITLES[kind],
+        entry: 'causal',
+        parse: (raw) => resultsToHost.parse(raw),
+        logName: TITLES[kind],
+      },
+      { receive: (message) => this.receive(message) },
+    );
+  }
 
   /** The last result shown (also after a reload), if it still reads. */
   get view(): ResultView | null {
@@ -58,18 +71,7 @@ export class ResultsPanel implements vscode.WebviewPanelSerializer, vscode.Dispo
   /** Shows a result (and keeps it), opening the panel beside the editor when it is closed. */
   async show(view: ResultView): Promise<void> {
     await this.state.update(this.stateKey, view);
-    if (!this.panel) {
-      this.attach(
-        vscode.window.createWebviewPanel(
-          resultViewType(this.kind),
-          TITLES[this.kind],
-          { viewColumn: vscode.ViewColumn.Beside, preserveFocus: false },
-          { ...panelOptions(this.extensionUri), retainContextWhenHidden: false },
-        ),
-      );
-    } else {
-      this.panel.reveal(undefined, false);
-    }
+    this.host.show(vscode.ViewColumn.Beside, false);
     this.post({ type: 'show', view });
   }
 
@@ -79,43 +81,16 @@ export class ResultsPanel implements vscode.WebviewPanelSerializer, vscode.Dispo
     this.post({ type: 'busy', message });
   }
 
-  deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = panelOptions(this.extensionUri);
-    this.attach(panel);
-    return Promise.resolve();
-  }
-
   dispose(): void {
-    this.panel?.dispose();
+    this.host.dispose();
   }
 
   private get stateKey(): string {
     return `loupe.results.${this.kind}`;
   }
 
-  private attach(panel: vscode.WebviewPanel): void {
-    this.panel?.dispose();
-    this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'loupe.svg');
-    panel.webview.html = panelHtml(panel.webview, this.extensionUri, 'causal', TITLES[this.kind]);
-    const received = panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw));
-    panel.onDidDispose(() => {
-      received.dispose();
-      if (this.panel === panel) this.panel = null;
-    });
-  }
-
-  private receive(raw: unknown): void {
-    let message;
-    try {
-      message = resultsToHost.parse(raw);
-    } catch (err) {
-      this.log.error(`${TITLES[this.kind]}: ignored a malformed message: ${(err as Error).message}`);
-      return;
-    }
+  private receive(message: ResultsToHost): void {
     if (message.type === 'ready') {
-      this.ready = true;
       const view = this.view;
       if (view) this.post({ type: 'show', view });
       if (this.busyMessage) this.post({ type: 'busy', message: this.busyMessage });
@@ -126,11 +101,11 @@ export class ResultsPanel implements vscode.WebviewPanelSerializer, vscode.Dispo
   }
 
   private post(message: HostToResults): void {
-    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+    this.host.post(message);
   }
 }
 
-/** One panel per kind, with their serializers registered. */
+/** One panel per kind (each registers its serializer). */
 export function registerResultPanels(
   context: vscode.ExtensionContext,
   log: vscode.LogOutputChannel,
@@ -138,9 +113,5 @@ export function registerResultPanels(
   const panels = Object.fromEntries(
     RESULT_KINDS.map((k) => [k, new ResultsPanel(k, context.extensionUri, context.workspaceState, log)]),
   ) as Record<ResultKind, ResultsPanel>;
-  const disposables: vscode.Disposable[] = RESULT_KINDS.flatMap((k) => [
-    panels[k],
-    vscode.window.registerWebviewPanelSerializer(resultViewType(k), panels[k]),
-  ]);
-  return { panels, disposables };
+  return { panels, disposables: RESULT_KINDS.map((k) => panels[k]) };
 }

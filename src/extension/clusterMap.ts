@@ -8,10 +8,11 @@
 import * as vscode from 'vscode';
 import { HostToMap, MapToHost, mapToHost } from '../webview/featureProtocol';
 import { EngineState } from './engineState';
-import { FeatureDatabaseWatch, panelHtml, panelOptions } from './featureBrowserShared';
+import { FeatureDatabaseWatch } from './featureBrowserShared';
 import { MapTarget } from './featureBrowser';
+import { WebviewPanelHost } from './webviewPanelHost';
 
-export const CLUSTER_MAP_VIEW = 'loupe.clusterMap';
+const CLUSTER_MAP_VIEW = 'loupe.clusterMap';
 const TITLE = 'Cluster Map';
 
 /** What the map offers back: show a feature's dashboard. */
@@ -21,37 +22,37 @@ export interface DashboardTarget {
   readonly column: vscode.ViewColumn | undefined;
 }
 
-export class ClusterMap implements MapTarget, vscode.WebviewPanelSerializer, vscode.Disposable {
-  private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
+export class ClusterMap implements MapTarget, vscode.Disposable {
+  private readonly host: WebviewPanelHost<HostToMap, MapToHost>;
   private pendingFocus: { feature: number | null; cluster: number | null } | null = null;
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
-    private readonly extensionUri: vscode.Uri,
+    extensionUri: vscode.Uri,
     private readonly engine: EngineState,
     private readonly database: FeatureDatabaseWatch,
     private readonly dashboards: DashboardTarget,
-    private readonly log: vscode.LogOutputChannel,
+    log: vscode.LogOutputChannel,
   ) {
+    this.host = new WebviewPanelHost(
+      extensionUri,
+      log,
+      {
+        viewType: CLUSTER_MAP_VIEW,
+        title: TITLE,
+        entry: 'clusterMap',
+        parse: (raw) => mapToHost.parse(raw),
+        logName: 'cluster map',
+      },
+      { receive: (message) => this.receive(message) },
+    );
     this.subscriptions.push(database.onDidChange(() => void this.sendAll()));
   }
 
   /** Opens (or reveals) the panel; `focus` highlights a feature and selects its cluster. */
   show(focus: { feature: number | null; cluster: number | null } | null = null, preserveFocus = false): void {
     if (focus) this.pendingFocus = focus;
-    if (this.panel) {
-      this.panel.reveal(undefined, preserveFocus);
-    } else {
-      this.attach(
-        vscode.window.createWebviewPanel(
-          CLUSTER_MAP_VIEW,
-          TITLE,
-          { viewColumn: this.newColumn(), preserveFocus },
-          panelOptions(this.extensionUri),
-        ),
-      );
-    }
+    this.host.show(this.newColumn(), preserveFocus);
     this.flushFocus();
   }
 
@@ -73,44 +74,17 @@ export class ClusterMap implements MapTarget, vscode.WebviewPanelSerializer, vsc
 
   /** The map panel's column, while it is open. */
   get column(): vscode.ViewColumn | undefined {
-    return this.panel?.viewColumn;
-  }
-
-  deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = panelOptions(this.extensionUri);
-    this.attach(panel);
-    return Promise.resolve();
+    return this.host.column;
   }
 
   dispose(): void {
-    this.panel?.dispose();
+    this.host.dispose();
     for (const d of this.subscriptions) d.dispose();
   }
 
-  private attach(panel: vscode.WebviewPanel): void {
-    this.panel?.dispose();
-    this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'loupe.svg');
-    panel.webview.html = panelHtml(panel.webview, this.extensionUri, 'clusterMap', TITLE);
-    const subscriptions = [panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw))];
-    panel.onDidDispose(() => {
-      for (const d of subscriptions) d.dispose();
-      if (this.panel === panel) this.panel = null;
-    });
-  }
-
-  private receive(raw: unknown): void {
-    let message: MapToHost;
-    try {
-      message = mapToHost.parse(raw);
-    } catch (err) {
-      this.log.error(`cluster map: ignored a malformed message: ${(err as Error).message}`);
-      return;
-    }
+  private receive(message: MapToHost): void {
     switch (message.type) {
       case 'ready':
-        this.ready = true;
         void this.sendAll();
         void this.database.refresh();
         return;
@@ -119,16 +93,14 @@ export class ClusterMap implements MapTarget, vscode.WebviewPanelSerializer, vsc
         this.dashboards.show(message.feature, true);
         return;
       case 'run':
-        void Promise.resolve(vscode.commands.executeCommand(message.command)).catch((err: unknown) =>
-          this.log.error(`cluster map: ${message.command}: ${(err as Error).message}`),
-        );
+        this.host.runCommand(message.command);
         return;
     }
   }
 
   /** The database's state, then (when there is one) the map, then any focus asked for meanwhile. */
   private async sendAll(): Promise<void> {
-    if (!this.ready) return;
+    if (!this.host.ready) return;
     const state = this.database.state;
     this.post({ type: 'database', state });
     if (state.kind === 'ready') {
@@ -144,13 +116,13 @@ export class ClusterMap implements MapTarget, vscode.WebviewPanelSerializer, vsc
 
   /** Sends the focus asked for once the webview can take it (see FeatureBrowser.flushSelect). */
   private flushFocus(): void {
-    if (this.ready && this.panel?.visible && this.pendingFocus) {
+    if (this.host.ready && this.host.panel?.visible && this.pendingFocus) {
       this.post({ type: 'focus', ...this.pendingFocus });
       this.pendingFocus = null;
     }
   }
 
   private post(message: HostToMap): void {
-    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+    this.host.post(message);
   }
 }

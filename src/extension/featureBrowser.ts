@@ -11,11 +11,12 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { BrowserToHost, HostToBrowser, browserToHost } from '../webview/featureProtocol';
 import { isAnalysable } from './analyses';
-import { FeatureDatabaseWatch, panelHtml, panelOptions } from './featureBrowserShared';
+import { FeatureDatabaseWatch } from './featureBrowserShared';
 import { resolveContextSource } from './featureBrowserSources';
 import { EngineState } from './engineState';
+import { WebviewPanelHost } from './webviewPanelHost';
 
-export const FEATURE_BROWSER_VIEW = 'loupe.featureBrowser';
+const FEATURE_BROWSER_VIEW = 'loupe.featureBrowser';
 const TITLE = 'Feature Browser';
 
 /** What the Cluster Map offers the browser: show a feature on it. */
@@ -25,10 +26,8 @@ export interface MapTarget {
   readonly column: vscode.ViewColumn | undefined;
 }
 
-export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Disposable {
-  private panel: vscode.WebviewPanel | null = null;
-  /** The webview has said `ready`; before that, messages would be lost (after, a reload resends everything). */
-  private ready = false;
+export class FeatureBrowser implements vscode.Disposable {
+  private readonly host: WebviewPanelHost<HostToBrowser, BrowserToHost>;
   /** A feature to show once the webview is ready. */
   private pendingSelect: number | null = null;
   /** The text editor the user last worked in: where heat maps and contexts go. */
@@ -37,11 +36,23 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
   map: MapTarget | null = null;
 
   constructor(
-    private readonly extensionUri: vscode.Uri,
+    extensionUri: vscode.Uri,
     private readonly engine: EngineState,
     private readonly database: FeatureDatabaseWatch,
-    private readonly log: vscode.LogOutputChannel,
+    log: vscode.LogOutputChannel,
   ) {
+    this.host = new WebviewPanelHost(
+      extensionUri,
+      log,
+      {
+        viewType: FEATURE_BROWSER_VIEW,
+        title: TITLE,
+        entry: 'featureBrowser',
+        parse: (raw) => browserToHost.parse(raw),
+        logName: 'feature browser',
+      },
+      { receive: (message) => this.receive(message) },
+    );
     this.lastEditor = analysableEditor(vscode.window.activeTextEditor);
     this.subscriptions.push(
       vscode.window.onDidChangeActiveTextEditor((e) => {
@@ -54,52 +65,20 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
   /** Opens (or reveals) the panel; with a feature, shows its dashboard. */
   show(feature: number | null = null, preserveFocus = false): void {
     if (feature !== null) this.pendingSelect = feature;
-    if (this.panel) {
-      this.panel.reveal(undefined, preserveFocus);
-    } else {
-      // Beside what the user looks at (a file, the map), so that the heat map and the map stay in view.
-      const besides = vscode.window.activeTextEditor !== undefined || this.map?.column !== undefined;
-      const column = besides ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active;
-      this.attach(
-        vscode.window.createWebviewPanel(
-          FEATURE_BROWSER_VIEW,
-          TITLE,
-          { viewColumn: column, preserveFocus },
-          panelOptions(this.extensionUri),
-        ),
-      );
-    }
+    // Beside what the user looks at (a file, the map), so that the heat map and the map stay in view.
+    const besides = vscode.window.activeTextEditor !== undefined || this.map?.column !== undefined;
+    this.host.show(besides ? vscode.ViewColumn.Beside : vscode.ViewColumn.Active, preserveFocus);
     this.flushSelect();
   }
 
   /** The panel's column, while it is open. */
   get column(): vscode.ViewColumn | undefined {
-    return this.panel?.viewColumn;
-  }
-
-  /** Brings the panel back after a window reload; the webview's saved state says what it showed. */
-  deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = panelOptions(this.extensionUri);
-    this.attach(panel);
-    return Promise.resolve();
+    return this.host.column;
   }
 
   dispose(): void {
-    this.panel?.dispose();
+    this.host.dispose();
     for (const d of this.subscriptions) d.dispose();
-  }
-
-  private attach(panel: vscode.WebviewPanel): void {
-    this.panel?.dispose();
-    this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'loupe.svg');
-    panel.webview.html = panelHtml(panel.webview, this.extensionUri, 'featureBrowser', TITLE);
-    const subscriptions = [panel.webview.onDidReceiveMessage((raw: unknown) => void this.receive(raw))];
-    panel.onDidDispose(() => {
-      for (const d of subscriptions) d.dispose();
-      if (this.panel === panel) this.panel = null;
-    });
   }
 
   /**
@@ -108,23 +87,15 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
    * until the panel is visible the feature waits for that.
    */
   private flushSelect(): void {
-    if (this.ready && this.panel?.visible && this.pendingSelect !== null) {
+    if (this.host.ready && this.host.panel?.visible && this.pendingSelect !== null) {
       this.post({ type: 'select', feature: this.pendingSelect });
       this.pendingSelect = null;
     }
   }
 
-  private async receive(raw: unknown): Promise<void> {
-    let message: BrowserToHost;
-    try {
-      message = browserToHost.parse(raw);
-    } catch (err) {
-      this.log.error(`feature browser: ignored a malformed message: ${(err as Error).message}`);
-      return;
-    }
+  private async receive(message: BrowserToHost): Promise<void> {
     switch (message.type) {
       case 'ready':
-        this.ready = true;
         this.post({ type: 'database', state: this.database.state });
         this.flushSelect();
         // The database may have been built since the engine last said; ask again.
@@ -153,8 +124,8 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
         }
         return;
       case 'showing':
-        if (this.panel) {
-          this.panel.title =
+        if (this.host.panel) {
+          this.host.panel.title =
             message.feature === null
               ? TITLE
               : `#${message.feature}${message.label ? ` ${message.label}` : ''}`;
@@ -241,7 +212,7 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
 
   /** A column for documents opened from the panel: the editor's own when one is open, else beside the panel. */
   private besidePanel(): vscode.ViewColumn {
-    const panelColumn = this.panel?.viewColumn;
+    const panelColumn = this.host.column;
     const other = vscode.window.visibleTextEditors.find((e) => e.viewColumn !== panelColumn);
     return other?.viewColumn ?? vscode.ViewColumn.Beside;
   }
@@ -251,7 +222,7 @@ export class FeatureBrowser implements vscode.WebviewPanelSerializer, vscode.Dis
   }
 
   private post(message: HostToBrowser): void {
-    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+    this.host.post(message);
   }
 }
 

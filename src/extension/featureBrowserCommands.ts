@@ -1,16 +1,16 @@
 /**
  * Wires the Feature Browser and the Cluster Map into the extension: their
- * shared database state, the serializers that bring them back after a window
- * reload, and their commands (package.json lists them for the palette):
+ * shared database state (each panel registers the serializer that brings it
+ * back after a window reload) and their commands (package.json lists them for the palette):
  *
  *   loupe.openFeatureBrowser    the list, search and dashboards
  *   loupe.openClusterMap        the 2-D map of the features by cluster
  *   loupe.showFeatureDashboard  one feature's dashboard (an index argument, or asked for)
  */
 import * as vscode from 'vscode';
-import { CLUSTER_MAP_VIEW, ClusterMap } from './clusterMap';
+import { ClusterMap } from './clusterMap';
 import { EngineState } from './engineState';
-import { FEATURE_BROWSER_VIEW, FeatureBrowser } from './featureBrowser';
+import { FeatureBrowser } from './featureBrowser';
 import { FeatureDatabaseWatch } from './featureBrowserShared';
 
 export function registerFeaturePanels(
@@ -26,8 +26,6 @@ export function registerFeaturePanels(
     database,
     browser,
     map,
-    vscode.window.registerWebviewPanelSerializer(FEATURE_BROWSER_VIEW, browser),
-    vscode.window.registerWebviewPanelSerializer(CLUSTER_MAP_VIEW, map),
     vscode.commands.registerCommand('loupe.openFeatureBrowser', () => browser.show()),
     vscode.commands.registerCommand('loupe.openClusterMap', () => map.show()),
     vscode.commands.registerCommand('loupe.showFeatureDashboard', showFeatureDashboard(engine, browser)),

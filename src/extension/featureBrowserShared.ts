@@ -1,10 +1,9 @@
 /**
  * What the Feature Browser and the Cluster Map share on the host side: the
  * state of the loaded SAE's feature database (kept up to date as the engine
- * loads and as dashboards are built or rebuilt on disk), and the webview's
- * HTML shell with its strict CSP.
+ * loads and as dashboards are built or rebuilt on disk). Their webview
+ * plumbing is webviewPanelHost.ts, as for every panel.
  */
-import * as crypto from 'node:crypto';
 import * as vscode from 'vscode';
 import { DatabaseState } from '../webview/featureProtocol';
 import { EngineError } from './engineClient';
@@ -91,45 +90,4 @@ export class FeatureDatabaseWatch implements vscode.Disposable {
 /** The engine's one-line errors start in lower case; the panels show them as sentences. */
 function sentence(message: string): string {
   return message.charAt(0).toUpperCase() + message.slice(1);
-}
-
-/** The HTML shell of a feature panel: its bundle and stylesheet from dist/webview, nothing inline, a nonce-based CSP. */
-export function panelHtml(
-  webview: vscode.Webview,
-  extensionUri: vscode.Uri,
-  entry: string,
-  title: string,
-): string {
-  const dist = vscode.Uri.joinPath(extensionUri, 'dist', 'webview');
-  const nonce = crypto.randomBytes(16).toString('base64');
-  const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, `${entry}.js`));
-  const style = webview.asWebviewUri(vscode.Uri.joinPath(dist, `${entry}.css`));
-  const csp = [
-    "default-src 'none'",
-    `style-src ${webview.cspSource}`,
-    `font-src ${webview.cspSource}`,
-    `script-src 'nonce-${nonce}'`,
-  ].join('; ');
-  return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-<title>${title}</title>
-</head>
-<body>
-<div id="root"></div>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
-}
-
-/** Webview options of both panels: scripts on, and only the bundles readable. */
-export function panelOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
-  return {
-    enableScripts: true,
-    localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')],
-  };
 }

@@ -19,18 +19,16 @@ import {
 import { AttentionInEditor } from './attention';
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
-import { panelHtml, panelOptions } from './featureBrowserShared';
 import { LensEditor } from './lensEditor';
-import { closeUnrevivedTabs } from './lensGrid';
+import { WebviewPanelHost } from './webviewPanelHost';
 
-export const HEADS_VIEW = 'loupe.heads';
+const HEADS_VIEW = 'loupe.heads';
 const TITLE = 'Heads';
 /** Text directions per head (the authors' texts_per_head). */
 const DIRECTIONS_PER_HEAD = 10;
 
-export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposable {
-  private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
+export class HeadsPanel implements vscode.Disposable {
+  private readonly host: WebviewPanelHost<HostToHeads, HeadsToHost>;
   private pair = { target: '', versus: '' };
   private attributing: vscode.CancellationTokenSource | null = null;
   private directions: DirectionsState = { kind: 'none' };
@@ -42,12 +40,26 @@ export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposa
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
-    private readonly extensionUri: vscode.Uri,
+    extensionUri: vscode.Uri,
     private readonly engine: EngineState,
     private readonly follow: LensEditor,
     private readonly attention: AttentionInEditor,
     private readonly log: vscode.LogOutputChannel,
   ) {
+    this.host = new WebviewPanelHost(
+      extensionUri,
+      log,
+      {
+        viewType: HEADS_VIEW,
+        title: TITLE,
+        entry: 'heads',
+        parse: (raw) => headsToHost.parse(raw),
+        logName: 'heads panel',
+        readyOnlyWhileVisible: true,
+        replaceUnrevivedTabs: true,
+      },
+      { receive: (message) => this.receive(message), disposed: () => this.attributing?.cancel() },
+    );
     this.subscriptions.push(
       follow.onDidChange(() => void this.attribute()),
       attention.onDidChange((c) =>
@@ -65,68 +77,21 @@ export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposa
     );
   }
 
+  /** Opens (or reveals) the panel beside the editor, keeping the focus in the editor. */
   show(): void {
-    if (this.panel) {
-      this.panel.reveal(undefined, true);
-      return;
-    }
-    // A tab left from before a reload and never shown since has no webview yet: this panel replaces it.
-    const column = closeUnrevivedTabs(HEADS_VIEW);
-    this.attach(
-      vscode.window.createWebviewPanel(
-        HEADS_VIEW,
-        TITLE,
-        { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: true },
-        panelOptions(this.extensionUri),
-      ),
-    );
-  }
-
-  deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = panelOptions(this.extensionUri);
-    this.attach(panel);
-    return Promise.resolve();
+    this.host.show(vscode.ViewColumn.Beside, true);
   }
 
   dispose(): void {
     this.attributing?.cancel();
     this.computing?.cancel();
-    this.panel?.dispose();
+    this.host.dispose();
     for (const d of this.subscriptions) d.dispose();
   }
 
-  private attach(panel: vscode.WebviewPanel): void {
-    this.panel?.dispose();
-    this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'loupe.svg');
-    panel.webview.html = panelHtml(panel.webview, this.extensionUri, 'heads', TITLE);
-    const subscriptions = [
-      panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw)),
-      panel.onDidChangeViewState(() => {
-        if (!panel.visible) this.ready = false;
-      }),
-    ];
-    panel.onDidDispose(() => {
-      for (const d of subscriptions) d.dispose();
-      if (this.panel === panel) {
-        this.panel = null;
-        this.attributing?.cancel();
-      }
-    });
-  }
-
-  private receive(raw: unknown): void {
-    let message: HeadsToHost;
-    try {
-      message = headsToHost.parse(raw);
-    } catch (err) {
-      this.log.error(`heads panel: ignored a malformed message: ${(err as Error).message}`);
-      return;
-    }
+  private receive(message: HeadsToHost): void {
     switch (message.type) {
       case 'ready': {
-        this.ready = true;
         this.pair = { target: message.target, versus: message.versus };
         this.postModel();
         const c = this.attention.current;
@@ -151,16 +116,14 @@ export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposa
         this.computing?.cancel();
         return;
       case 'run':
-        void Promise.resolve(vscode.commands.executeCommand(message.command)).catch((err: unknown) =>
-          this.log.error(`heads panel: ${message.command}: ${(err as Error).message}`),
-        );
+        this.host.runCommand(message.command);
         return;
     }
   }
 
   /** Direct logit attribution at the cursor's token, for the pair the panel asks for. */
   private async attribute(): Promise<void> {
-    if (!this.panel || !this.ready) return;
+    if (!this.host.ready) return;
     this.attributing?.cancel();
     this.attributing = null;
     const s = this.engine.status;
@@ -313,7 +276,7 @@ export class HeadsPanel implements vscode.WebviewPanelSerializer, vscode.Disposa
   }
 
   private post(message: HostToHeads): void {
-    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+    this.host.post(message);
   }
 }
 

@@ -17,10 +17,10 @@ import * as vscode from 'vscode';
 import { DocumentAnalyses } from './analyses';
 import { AttentionInEditor, choiceName } from './attention';
 import { EngineState } from './engineState';
-import { HEADS_VIEW, HeadsPanel } from './headsPanel';
+import { HeadsPanel } from './headsPanel';
 import { JobsEngine, runJob } from './jobs';
 import { LensEditor } from './lensEditor';
-import { LENS_GRID_VIEW, LensGridPanel } from './lensGrid';
+import { LensGridPanel } from './lensGrid';
 import { expandHome, readConfig, setPath, tunedLensPath } from './config';
 import { pickCorpus } from './corpusPicker';
 
@@ -64,8 +64,6 @@ export function registerLensViews(ctx: LensContext): vscode.Disposable[] {
     grid,
     attention,
     heads,
-    vscode.window.registerWebviewPanelSerializer(LENS_GRID_VIEW, grid),
-    vscode.window.registerWebviewPanelSerializer(HEADS_VIEW, heads),
     ...Object.entries(commands).map(([id, fn]) => vscode.commands.registerCommand(id, fn)),
   ];
 }

@@ -20,11 +20,11 @@ import {
 } from '../webview/lensProtocol';
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
-import { panelHtml, panelOptions } from './featureBrowserShared';
 import { LensEditor, tokensInRange } from './lensEditor';
 import { affectsTunedLens, tunedLensPath } from './config';
+import { WebviewPanelHost } from './webviewPanelHost';
 
-export const LENS_GRID_VIEW = 'loupe.lensGrid';
+const LENS_GRID_VIEW = 'loupe.lensGrid';
 const TITLE = 'Lens Grid';
 /** Tokens on each side of the caret's token when nothing is selected. */
 const AROUND_CARET = 12;
@@ -38,9 +38,8 @@ const TUNED_ACTIONS: LensAction[] = [
   { command: 'loupe.trainTunedLens', label: 'Train Tuned Lens…' },
 ];
 
-export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disposable {
-  private panel: vscode.WebviewPanel | null = null;
-  private ready = false;
+export class LensGridPanel implements vscode.Disposable {
+  private readonly host: WebviewPanelHost<HostToLensGrid, LensGridToHost>;
   private lens: LensChoice = 'logit';
   /** A lens a command chose before the webview was ready: it wins over the one the webview kept. */
   private pendingLens: LensChoice | null = null;
@@ -48,12 +47,26 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
   private readonly subscriptions: vscode.Disposable[] = [];
 
   constructor(
-    private readonly extensionUri: vscode.Uri,
+    extensionUri: vscode.Uri,
     private readonly engine: EngineState,
     private readonly follow: LensEditor,
     private readonly log: vscode.LogOutputChannel,
     private readonly memento: vscode.Memento,
   ) {
+    this.host = new WebviewPanelHost(
+      extensionUri,
+      log,
+      {
+        viewType: LENS_GRID_VIEW,
+        title: TITLE,
+        entry: 'lensGrid',
+        parse: (raw) => lensGridToHost.parse(raw),
+        logName: 'lens grid',
+        readyOnlyWhileVisible: true,
+        replaceUnrevivedTabs: true,
+      },
+      { receive: (message) => this.receive(message), disposed: () => this.running?.cancel() },
+    );
     this.subscriptions.push(
       follow.onDidChange(() => void this.update()),
       vscode.workspace.onDidChangeConfiguration((e) => affectsTunedLens(e) && void this.update()),
@@ -64,72 +77,24 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
   show(lens?: LensChoice): void {
     if (lens) {
       this.remember(lens);
-      if (this.ready) this.post({ type: 'lens', lens });
+      if (this.host.ready) this.post({ type: 'lens', lens });
       else this.pendingLens = lens;
     }
-    if (this.panel) {
-      this.panel.reveal(undefined, true);
-    } else {
-      // A tab left from before a reload and never shown since has no webview yet: this panel replaces it.
-      const column = closeUnrevivedTabs(LENS_GRID_VIEW);
-      this.pendingLens ??= this.memento.get<LensChoice>(LENS_KEY) ?? null;
-      this.attach(
-        vscode.window.createWebviewPanel(
-          LENS_GRID_VIEW,
-          TITLE,
-          { viewColumn: column ?? vscode.ViewColumn.Beside, preserveFocus: true },
-          panelOptions(this.extensionUri),
-        ),
-      );
-    }
+    // A new panel shows the lens the grid showed last in this workspace.
+    if (!this.host.panel) this.pendingLens ??= this.memento.get<LensChoice>(LENS_KEY) ?? null;
+    this.host.show(vscode.ViewColumn.Beside, true);
     void this.update();
-  }
-
-  deserializeWebviewPanel(panel: vscode.WebviewPanel): Promise<void> {
-    panel.webview.options = panelOptions(this.extensionUri);
-    this.attach(panel);
-    return Promise.resolve();
   }
 
   dispose(): void {
     this.running?.cancel();
-    this.panel?.dispose();
+    this.host.dispose();
     for (const d of this.subscriptions) d.dispose();
   }
 
-  private attach(panel: vscode.WebviewPanel): void {
-    this.panel?.dispose();
-    this.panel = panel;
-    this.ready = false;
-    panel.iconPath = vscode.Uri.joinPath(this.extensionUri, 'media', 'loupe.svg');
-    panel.webview.html = panelHtml(panel.webview, this.extensionUri, 'lensGrid', TITLE);
-    const subscriptions = [
-      panel.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw)),
-      // Hidden, the webview is unloaded (its state is saved); shown again, it loads and says `ready`.
-      panel.onDidChangeViewState(() => {
-        if (!panel.visible) this.ready = false;
-      }),
-    ];
-    panel.onDidDispose(() => {
-      for (const d of subscriptions) d.dispose();
-      if (this.panel === panel) {
-        this.panel = null;
-        this.running?.cancel();
-      }
-    });
-  }
-
-  private receive(raw: unknown): void {
-    let message: LensGridToHost;
-    try {
-      message = lensGridToHost.parse(raw);
-    } catch (err) {
-      this.log.error(`lens grid: ignored a malformed message: ${(err as Error).message}`);
-      return;
-    }
+  private receive(message: LensGridToHost): void {
     switch (message.type) {
       case 'ready':
-        this.ready = true;
         this.remember(this.pendingLens ?? message.lens);
         if (this.pendingLens) this.post({ type: 'lens', lens: this.pendingLens });
         this.pendingLens = null;
@@ -140,16 +105,14 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
         void this.update();
         return;
       case 'run':
-        void Promise.resolve(vscode.commands.executeCommand(message.command)).catch((err: unknown) =>
-          this.log.error(`lens grid: ${message.command}: ${(err as Error).message}`),
-        );
+        this.host.runCommand(message.command);
         return;
     }
   }
 
   /** Asks the engine for the grid of what the editor shows now, or says why there is none. */
   private async update(): Promise<void> {
-    if (!this.panel || !this.ready) return;
+    if (!this.host.ready) return;
     this.running?.cancel();
     this.running = null;
     const s = this.engine.status;
@@ -262,22 +225,8 @@ export class LensGridPanel implements vscode.WebviewPanelSerializer, vscode.Disp
   }
 
   private post(message: HostToLensGrid): void {
-    if (this.panel && this.ready) void this.panel.webview.postMessage(message);
+    this.host.post(message);
   }
-}
-
-/**
- * Closes the tabs of a panel type that VS Code restored after a reload but
- * has not shown since (it revives a hidden webview only when its tab is
- * shown, so the extension cannot reach it); returns the column of the first.
- */
-export function closeUnrevivedTabs(viewType: string): vscode.ViewColumn | undefined {
-  const tabs = vscode.window.tabGroups.all.flatMap((g) =>
-    g.tabs.filter((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith(viewType)),
-  );
-  const column = tabs[0]?.group.viewColumn;
-  if (tabs.length > 0) void vscode.window.tabGroups.close(tabs, true);
-  return column;
 }
 
 export function lensName(lens: LensChoice): string {
