@@ -1,8 +1,9 @@
 /**
  * The causal commands, on the open file and the caret:
  *
- *   loupe.patchActivations   Patch Activations…: clean = the selection (or file), corrupted = another
- *                            editor's selection or a file; tokens A and B; heat maps in a panel
+ *   loupe.patchActivations   Patch Activations…: clean = the selection (or file), read first so that
+ *                            one too long is refused at once; corrupted = another editor's selection,
+ *                            text typed or a file; tokens A and B; heat maps in a panel
  *   loupe.occlusion          Occlusion Attribution: each earlier token's effect on the prediction
  *                            after the caret's token, as a signed heat map in the editor
  *   loupe.steer              Steer Generation…: an SAE feature or a saved probe's direction, hook,
@@ -40,7 +41,7 @@ export function registerCausalCommands(ctx: CausalContext): {
   let lastSteer: EngineParams<'steer'> | null = null;
   const runSteer = async (params: EngineParams<'steer'>) => {
     lastSteer = params;
-    const result = await withEngine(ctx, 'Steering', 'steer', params, ctx.panels.steer);
+    const result = await withEngine(ctx, 'Steering', 'steer', params, { panel: ctx.panels.steer });
     if (result) await ctx.panels.steer.show({ kind: 'steer', result });
   };
   const steerWith = async (direction: EngineParams<'steer'>['direction'] | null) => {
@@ -65,13 +66,17 @@ export function registerCausalCommands(ctx: CausalContext): {
   };
 }
 
-/** A quick engine request under a cancellable notification; errors are shown, null returned. */
+/**
+ * A quick engine request under a cancellable notification; errors are shown
+ * (with `hint` in brackets after them, when given), null returned. `panel`
+ * shows itself busy meanwhile.
+ */
 async function withEngine<M extends EngineMethod>(
   ctx: CausalContext,
   title: string,
   method: M,
   params: EngineParams<M>,
-  panel?: ResultsPanel,
+  { panel, hint }: { panel?: ResultsPanel; hint?: string } = {},
 ): Promise<EngineResult<M> | null> {
   panel?.busy(`${title}…`);
   try {
@@ -91,8 +96,9 @@ async function withEngine<M extends EngineMethod>(
     );
   } catch (err) {
     if (!(err instanceof EngineError && err.cancelled)) {
-      ctx.log.error(`${title}: ${(err as Error).message}`);
-      void vscode.window.showErrorMessage(`Loupe: ${(err as Error).message}`);
+      const message = `${(err as Error).message}${hint ? ` (${hint})` : ''}`;
+      ctx.log.error(`${title}: ${message}`);
+      void vscode.window.showErrorMessage(`Loupe: ${message}`);
     }
     return null;
   } finally {
@@ -111,6 +117,18 @@ function selectedText(editor: vscode.TextEditor): string {
   return editor.selection.isEmpty ? editor.document.getText() : editor.document.getText(editor.selection);
 }
 
+/**
+ * A text for one line of UI (the status bar, a placeholder): line breaks and
+ * tabs visible, and spaces too for a lone token, at most `max` characters.
+ */
+function shown(text: string, max = 40, token = false): string {
+  const visible = text
+    .replace(/ /g, token ? '·' : ' ')
+    .replace(/\t/g, '→')
+    .replace(/\r\n|\n|\r/g, '↵');
+  return visible.length > max ? `${visible.slice(0, max - 1)}…` : visible;
+}
+
 /** A token as the engine reads it: #id, which needs no tokenizing again, or the text typed (id -1). */
 function tokenSpec(t: { id: number; text: string }): string {
   return t.id >= 0 ? `#${t.id}` : t.text;
@@ -122,8 +140,23 @@ async function patch(ctx: CausalContext): Promise<void> {
   if (!readyModel(ctx.engine)) return;
   const editor = editorOrWarn(ctx);
   if (!editor) return;
-  const clean = selectedText(editor);
+  const cleanText = selectedText(editor);
   const title = (n: number) => `Loupe: Patch Activations (${n}/3)`;
+  // The clean text alone first: one too long for the model is refused before the user types the
+  // corrupted one, and its token count tells how long that must be.
+  const read = await withEngine(
+    ctx,
+    'Reading the clean text',
+    'patchPreview',
+    { clean: cleanText, corrupted: cleanText },
+    {
+      hint: editor.selection.isEmpty
+        ? 'nothing was selected, so the clean text is the whole file: select the clean prompt first'
+        : undefined,
+    },
+  );
+  if (!read) return;
+  const tokens = read.clean.length;
   type CorruptItem = vscode.QuickPickItem & { text: () => Promise<string | null> };
   const others: CorruptItem[] = vscode.window.visibleTextEditors
     .filter((e) => e !== editor && !e.selection.isEmpty)
@@ -144,8 +177,8 @@ async function patch(ctx: CausalContext): Promise<void> {
       text: async () =>
         (await vscode.window.showInputBox({
           title: title(1),
-          prompt: 'The corrupted text: the same number of tokens as the clean one',
-          value: clean,
+          prompt: `The corrupted text: ${tokens} tokens, as many as the clean one`,
+          value: cleanText,
         })) ?? null,
     },
     {
@@ -156,10 +189,9 @@ async function patch(ctx: CausalContext): Promise<void> {
       },
     },
   ];
-  const cleanText = editor.selections.length > 1 ? editor.document.getText(editor.selections[0]) : clean;
   const source = await vscode.window.showQuickPick(items, {
     title: title(1),
-    placeHolder: `Corrupted text for the clean ${JSON.stringify(cleanText.slice(0, 50))}`,
+    placeHolder: `Corrupted text for the clean “${shown(cleanText, 50)}” (${tokens} tokens)`,
   });
   if (!source) return;
   const corrupted = await source.text();
@@ -185,7 +217,7 @@ async function patch(ctx: CausalContext): Promise<void> {
     'Patching activations',
     'patch',
     { clean: cleanText, corrupted, target: tokenSpec(target), versus: tokenSpec(versus), site: 'resid_pre' },
-    ctx.panels.patch,
+    { panel: ctx.panels.patch },
   );
   if (!r) return;
   const grid = (g: EngineResult<'patch'>['residual']) => ({
@@ -238,6 +270,7 @@ async function occlusion(ctx: CausalContext): Promise<void> {
   });
   if (!r) return;
   const at = r.ends[r.position];
+  const before = document.getText().slice(Math.max(0, at - 16), at);
   const metric = r.metric === 'logit-diff' ? 'logit difference' : r.metric;
   ctx.scores.show({
     document,
@@ -246,7 +279,8 @@ async function occlusion(ctx: CausalContext): Promise<void> {
     ends: r.ends,
     values: r.effects,
     kind: 'signed',
-    title: `Occlusion: ${JSON.stringify(r.target.text)} after ${JSON.stringify(document.getText().slice(Math.max(0, at - 12), at))}`,
+    // White space shown (↵, ·), not escaped: the prediction is often a newline or an indent.
+    title: `Occlusion: prediction "${shown(r.target.text, 12, true)}" after …${shown(before.trimStart(), 16)}`,
     details: [
       `Each token's effect on the ${metric} of ${JSON.stringify(r.target.text)} (${r.clean.toFixed(3)}) when its embedding is zeroed: warm where the token supports the prediction, blue where it works against it.`,
     ],
@@ -431,7 +465,7 @@ async function ablate(ctx: CausalContext): Promise<void> {
   for (const line of lines) ctx.log.info(line);
   const top = [...r.effects].sort((a, b) => Math.abs(b.deltaLoss) - Math.abs(a.deltaLoss))[0];
   const choice = await vscode.window.showInformationMessage(
-    `Loupe: ${r.effects.length === 1 ? top.name : `${r.effects.length} ablations; largest ${top.name}`}: Δloss ${signed(top.deltaLoss, 4)}, P(${JSON.stringify(r.target.text)}) ${pct(r.clean.prob)} → ${pct(top.prob)}.`,
+    `Loupe: ${r.effects.length === 1 ? top.name : `${r.effects.length} ablations; largest ${top.name}`}: Δloss ${signed(top.deltaLoss, 4)}, P("${shown(r.target.text, 12, true)}") ${pct(r.clean.prob)} → ${pct(top.prob)}.`,
     'Show All',
   );
   if (choice) ctx.log.show(true);

@@ -2,180 +2,263 @@
  * End-to-end steps for the probe and causal commands, run by run.ts in its
  * code-server on the samples workspace: a probe trained on regex labels shows
  * its accuracy chart; applied to the file, it tints the tokens; occlusion at
- * the caret draws a signed heat map; two same-length texts are patched into
- * heat maps; a steered continuation shows beside the unsteered one.
+ * the caret draws a signed heat map; a selected line and a copy of it with one
+ * word swapped are patched into heat maps; a steered continuation shows
+ * beside the unsteered one; every head is ablated in turn; the probe is saved,
+ * its direction exported and the saved probe opened again; TCAV scores
+ * selected lines as a concept. The workbench is left as it was found.
  */
-import { Frame, Page } from 'playwright-core';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Page } from 'playwright-core';
+import { SafetensorsFile } from '../../src/engine/safetensors';
+import {
+  STATUS,
+  StepsBase,
+  TINTS,
+  chooseInDialog,
+  clickText,
+  notification,
+  paletteCommand,
+  panelFrame,
+  pickRow,
+  quickOpen,
+  readLog,
+  startCommand,
+  waitForPrompt,
+  waitForLog,
+  waitForText,
+  waitForTint,
+  watchConsole,
+} from './ui';
 
-export interface CausalStepsContext {
-  readonly step: (name: string, fn: (page: Page) => Promise<void>) => Promise<void>;
-  readonly shot: (page: Page, name: string) => Promise<void>;
-  readonly quickOpen: (page: Page, name: string) => Promise<void>;
-  readonly waitForText: (page: Page | Frame, selector: string, want: string | RegExp) => Promise<void>;
+/** What run.ts lends these steps: its step runner, and where things are. */
+export interface CausalStepsContext extends StepsBase {
+  /** A scratch folder that outlives the steps. */
+  readonly tmp: string;
+  /** The workspace folder code-server has open. */
+  readonly workspace: string;
+  /** code-server's user data folder (Loupe's log is under it). */
+  readonly userDataDir: string;
+  /** The loaded model's folder. */
+  readonly modelDir: string;
 }
 
-const WAIT_MS = 90_000;
-/** The heat colour of light themes (decorations.ts) and the score map's cool side. */
-const WARM_LIGHT = 'rgba(242, 106, 0, ';
-const COOL_LIGHT = 'rgba(0, 102, 204, ';
+const QUICK_INPUT_BOX = '.quick-input-widget input.input';
+const OUTPUT = '.part.panel .monaco-editor .view-lines';
+
+/** tokens.py in the first editor group, whichever group (a results panel's, say) has the focus. */
+async function openSample(page: Page): Promise<void> {
+  await paletteCommand(page, 'View: Focus First Editor Group', 'Focus First Editor Group');
+  await quickOpen(page, 'tokens.py');
+}
 
 export async function causalSteps(e: CausalStepsContext): Promise<void> {
-  await e.step('"Train Probe…" with regex labels shows accuracy by hook', async (p) => {
-    await e.quickOpen(p, 'tokens.py');
-    await palette(p, 'Loupe: Train Probe', 'Train Probe…');
+  const { step, shot } = e;
+  const savedProbe = path.join(e.workspace, 'keyword-probe');
+  const model = JSON.parse(fs.readFileSync(path.join(e.modelDir, 'config.json'), 'utf8')) as {
+    n_layer: number;
+    n_head: number;
+  };
+
+  // What the panels' frames report in the console: CSP refusals and messages a side refused.
+  let panelConsole: ReturnType<typeof watchConsole> | null = null;
+
+  await step('"Train Probe…" with regex labels shows accuracy by hook', async (p) => {
+    panelConsole = watchConsole(p, /Content Security Policy|Loupe: ignored a malformed message/);
+    await quickOpen(p, 'tokens.py');
+    await startCommand(p, 'Loupe: Train Probe', 'Train Probe…');
     await pickRow(p, 'Regex over tokens');
-    await p.locator('.quick-input-widget input.input').fill('^\\s*(def|return|import|from)$');
+    await waitForPrompt(p, 'A regular expression');
+    await p.locator(QUICK_INPUT_BOX).fill('^\\s*(def|return|import|from)$');
     await p.keyboard.press('Enter');
     // The hooks, with the residual stream picked: accept.
     await p.locator('.quick-input-list .monaco-list-row', { hasText: 'hook_resid_post' }).first().waitFor();
     await p.keyboard.press('Enter');
-    const panel = await frameWith(p, '#chart canvas');
-    await e.waitForText(panel, 'table', /blocks\.1\.hook_resid_post/);
-    await e.waitForText(panel, 'header', /labels other \(\d+\), match \(\d+\)/);
-    await e.shot(p, 'causal-01-probe-results');
+    const panel = await panelFrame(p, '#chart canvas');
+    await waitForText(panel, 'table', /blocks\.1\.hook_resid_post/);
+    await waitForText(panel, 'header', /labels other \(\d+\), match \(\d+\)/);
+    await shot(p, 'causal-01-probe-results');
   });
 
-  await e.step('"Apply to the open file" tints the tokens by the probe score', async (p) => {
-    const panel = await frameWith(p, '#chart canvas');
+  await step('"Apply to the open file" tints the tokens by the probe score', async (p) => {
+    const panel = await panelFrame(p, '#chart canvas');
     await panel.locator('vscode-button', { hasText: 'Apply to the open file' }).click();
-    await waitForTint(p, WARM_LIGHT);
-    await e.waitForText(p, '.part.statusbar', /P\(match\) at/);
-    await e.shot(p, 'causal-02-probe-heat-map');
+    await waitForTint(p, TINTS.heatLight);
+    await waitForText(p, STATUS, /P\(match\) at/);
+    await shot(p, 'causal-02-probe-heat-map');
   });
 
-  await e.step('"Occlusion Attribution" at the caret draws a signed heat map', async (p) => {
-    await e.quickOpen(p, 'tokens.py'); // the editor has the focus
+  await step('"Occlusion Attribution" at the caret draws a signed heat map', async (p) => {
+    await quickOpen(p, 'tokens.py'); // the editor has the focus
     await p.keyboard.press('Control+End');
     await p.keyboard.press('ArrowUp');
     await p.keyboard.press('End');
-    await palette(p, 'Loupe: Occlusion Attribution', 'Occlusion Attribution');
-    await e.waitForText(p, '.part.statusbar', /Occlusion: /);
-    await waitForTint(p, WARM_LIGHT, 1);
-    await waitForTint(p, COOL_LIGHT, 1);
-    await e.shot(p, 'causal-03-occlusion');
+    await paletteCommand(p, 'Loupe: Occlusion Attribution', 'Occlusion Attribution');
+    await waitForText(p, STATUS, /Occlusion: /);
+    await waitForTint(p, TINTS.heatLight, 1);
+    await waitForTint(p, TINTS.coolLight, 1);
+    await shot(p, 'causal-03-occlusion');
   });
 
-  await e.step('"Patch Activations…" on two same-length texts shows both heat maps', async (p) => {
-    await e.quickOpen(p, 'tokens.py');
+  await step('"Patch Activations…" on two same-length texts shows both heat maps', async (p) => {
+    await openSample(p);
     await p.keyboard.press('Control+Home');
     await p.keyboard.press('Shift+End'); // the first line is the clean text
-    await palette(p, 'Loupe: Patch Activations', 'Patch Activations…');
+    // The palette is opened without a key (Escape would drop the selection, and the whole file be the clean text).
+    await waitForText(p, '#status\\.editor\\.selection', /\(\d+ selected\)/);
+    await startCommand(p, 'Loupe: Patch Activations', 'Patch Activations…');
+    await waitForPrompt(p, 'Corrupted text for the clean');
+    // The clean text's length, said up front.
+    const placeholder = (await p.locator(QUICK_INPUT_BOX).getAttribute('placeholder')) ?? '';
+    if (!/\(\d+ tokens\)$/.test(placeholder)) throw new Error(`the quick pick asks: ${placeholder}`);
     await pickRow(p, 'Type the corrupted text…');
-    await prompt(p, 'The corrupted text');
-    const input = p.locator('.quick-input-widget input.input');
+    await waitForPrompt(p, 'The corrupted text');
+    const input = p.locator(QUICK_INPUT_BOX);
     const clean = await input.inputValue();
     // One word swapped for another of one token keeps the token count.
     const corrupted = clean.replace(/\b(the|a|of|and)\b/, (w) => (w === 'the' ? 'a' : 'the'));
-    await input.fill(corrupted === clean ? clean.replace(/\w/, 'x') : corrupted);
+    if (corrupted === clean) throw new Error(`the clean text is not the first line: ${clean}`);
+    await input.fill(corrupted);
     await p.keyboard.press('Enter');
-    await prompt(p, 'Token A');
+    await waitForPrompt(p, 'Token A');
     await p.keyboard.press('Enter'); // the clean prediction
-    await prompt(p, 'Token B');
+    await waitForPrompt(p, 'Token B');
     await p.keyboard.press('Enter');
-    const panel = await frameWith(p, '#heads canvas');
+    // An error (texts of different lengths, say) fails the step at once.
+    await waitForText(p, '.editor-group-container .tab', 'Activation Patching', true);
+    const panel = await panelFrame(p, '#heads canvas');
+    await waitForText(panel, 'header', `corrupted ${corrupted}`);
     await panel.locator('#residual canvas').hover({ position: { x: 80, y: 20 } });
-    await e.waitForText(panel, '#residual .caption', /L0 at position \d+.*logit difference/);
-    await e.shot(p, 'causal-04-patching');
+    await waitForText(panel, '#residual .caption', /L0 at position \d+.*logit difference/);
+    await shot(p, 'causal-04-patching');
   });
 
-  await e.step('"Steer Generation…" shows unsteered and steered continuations side by side', async (p) => {
-    await e.quickOpen(p, 'tokens.py');
+  await step('"Steer Generation…" shows unsteered and steered continuations side by side', async (p) => {
+    await openSample(p);
     await p.keyboard.press('Control+Home');
     await p.keyboard.press('ArrowDown');
     await p.keyboard.press('End');
-    await palette(p, 'Loupe: Steer Generation', 'Steer Generation…');
+    await startCommand(p, 'Loupe: Steer Generation', 'Steer Generation…');
     await pickRow(p, 'SAE feature…');
-    await prompt(p, 'SAE feature index');
-    await p.locator('.quick-input-widget input.input').fill('3');
+    await waitForPrompt(p, 'SAE feature index');
+    await p.locator(QUICK_INPUT_BOX).fill('3');
     await p.keyboard.press('Enter');
-    await prompt(p, 'Strength');
+    await waitForPrompt(p, 'Strength');
     await p.keyboard.press('Enter'); // the default
-    await prompt(p, 'Tokens to generate');
-    await p.locator('.quick-input-widget input.input').fill('8');
+    await waitForPrompt(p, 'Tokens to generate');
+    await p.locator(QUICK_INPUT_BOX).fill('8');
     await p.keyboard.press('Enter');
-    const panel = await frameWith(p, '.pair');
-    await e.waitForText(panel, 'body', /Sampled \(seed 0, temperature 1\)/);
-    await e.shot(p, 'causal-05-steering');
+    const panel = await panelFrame(p, '.pair');
+    await waitForText(panel, 'body', /Sampled \(seed 0, temperature 1\)/);
+    await shot(p, 'causal-05-steering');
     await panel.locator('vscode-button', { hasText: 'Resample' }).click();
-    await e.waitForText(panel, 'body', /Sampled \(seed 1, temperature 1\)/);
+    await waitForText(panel, 'body', /Sampled \(seed 1, temperature 1\)/);
+  });
+
+  await step('"Ablate…" of every head in turn reports each one’s effect on the loss', async (p) => {
+    await openSample(p);
+    await clickText(p, 'return Counter(WORD.findall(normalize(text)))', 38);
+    await startCommand(p, 'Loupe: Ablate', 'Ablate…');
+    await pickRow(p, 'Every head, one at a time');
+    await waitForPrompt(p, 'Ablation');
+    await pickRow(p, 'Zero');
+    const done = notification(
+      p,
+      /\d+ ablations; largest L\dH\d+: Δloss [+-]\d+\.\d+, P\(.+\) [\d.]+% → [\d.]+%/,
+    );
+    await done.waitFor();
+    await shot(p, 'causal-06-ablate');
+    await done.locator('.monaco-button', { hasText: 'Show All' }).click();
+    await waitForText(p, OUTPUT, /L\dH\d+ +Δloss [+-]\d/);
+    await shot(p, 'causal-07-ablate-output');
+    // A line per head in Loupe's log, after the one that says what was ablated (the panel shows only its end).
+    await waitForLog(e.userDataDir, /zero ablation on tokens\.py \(\d+ tokens\)/);
+    const log = readLog(e.userDataDir);
+    const lines = log.slice(log.lastIndexOf('zero ablation on tokens.py')).split('\n');
+    const heads = new Set(lines.map((l) => /\] +(L\d+H\d+) +Δloss [+-]\d/.exec(l)?.[1]).filter(Boolean));
+    const want = model.n_layer * model.n_head;
+    if (heads.size !== want) throw new Error(`${heads.size} heads ablated, not ${want}`);
+    await paletteCommand(p, 'View: Hide Panel', 'Hide Panel');
+  });
+
+  await step('the probe is saved, its direction exported, and the saved probe opens again', async (p) => {
+    await p.locator('.editor-group-container .tab', { hasText: 'Probe Results' }).first().click();
+    let panel = await panelFrame(p, '#chart canvas');
+    await panel.locator('vscode-button', { hasText: 'Save probe…' }).click();
+    await chooseInDialog(p, savedProbe);
+    await notification(p, `saved the probe in ${savedProbe}`).waitFor();
+    await waitForText(panel, 'header', `Saved in ${savedProbe}`);
+    for (const f of ['probe.json', 'probe.safetensors']) {
+      if (!fs.existsSync(path.join(savedProbe, f))) throw new Error(`the saved probe has no ${f}`);
+    }
+
+    const out = path.join(e.tmp, 'probe-direction.safetensors');
+    await panel.locator('vscode-button', { hasText: 'Export direction…' }).click();
+    await chooseInDialog(p, out);
+    const wrote = notification(p, /wrote the direction of 'match' at blocks\.\d\.hook_\w+ \((\d+) values\)/);
+    await wrote.waitFor();
+    const width = Number(/\((\d+) values\)/.exec(await wrote.innerText())![1]);
+    const direction = SafetensorsFile.open(out).tensors.get('direction');
+    if (direction?.shape.join(',') !== String(width)) {
+      throw new Error(
+        `the exported direction is [${direction?.shape.join(', ') ?? 'missing'}], not [${width}]`,
+      );
+    }
+    await shot(p, 'causal-08-probe-saved-and-exported');
+
+    // Closed, then opened from the saved folder.
+    await paletteCommand(p, 'View: Close All Editor Groups', 'Close All Editor Groups');
+    await quickOpen(p, 'tokens.py');
+    await startCommand(p, 'Loupe: Open Probe Results', 'Open Probe Results…');
+    // With the trailing separator: a folder typed without one is opened in the dialog, not chosen.
+    await chooseInDialog(p, `${savedProbe}${path.sep}`);
+    panel = await panelFrame(p, '#chart canvas');
+    await waitForText(panel, 'header', `Saved in ${savedProbe}`);
+    await waitForText(panel, 'table', /blocks\.1\.hook_resid_post/);
+    await shot(p, 'causal-09-saved-probe-opened');
+  });
+
+  await step('"TCAV…" on selected lines scores the concept at each layer', async (p) => {
+    await openSample(p);
+    // The import lines are the concept's examples, one a line.
+    await clickText(p, 'from collections import Counter', 0);
+    for (let i = 0; i < 3; i++) await p.keyboard.press('Shift+ArrowDown');
+    await startCommand(p, 'Loupe: TCAV', 'TCAV…');
+    await pickRow(p, 'The selection');
+    await waitForPrompt(p, 'The target token');
+    await p.locator(QUICK_INPUT_BOX).fill(' the');
+    await p.keyboard.press('Enter');
+    await waitForText(p, '.editor-group-container .tab', 'TCAV', true);
+    const panel = await panelFrame(p, 'table .strip');
+    await waitForText(panel, 'h1', 'TCAV: the selection → "·the"');
+    await waitForText(panel, 'header', /\d+ concept examples against \d+ random pieces/);
+    const rows = panel.locator('tbody tr');
+    const n = await rows.count();
+    if (n < 2) throw new Error(`TCAV scored ${n} hooks, not one per layer`);
+    await waitForText(panel, 'tbody', /blocks\.1\.hook_resid_post\s+[01]\.\d{3}\s+[01]\.\d{3}/);
+    await shot(p, 'causal-10-tcav');
+  });
+
+  await step('the results panels ran without a CSP refusal or a refused message', async () => {
+    const complaints = panelConsole?.stop() ?? [];
+    if (complaints.length > 0) throw new Error(complaints.join('\n'));
   });
 
   // Leave the workbench as the steps after these expect it: no score heat map, no results panels, the file's top.
-  await e.step('the score heat map clears, and the results panels close', async (p) => {
-    await palette(p, 'Loupe: Clear Probe or Occlusion Heat Map', 'Clear Probe or Occlusion Heat Map');
-    await p
-      .locator('.part.statusbar .statusbar-item', { hasText: 'Occlusion:' })
-      .waitFor({ state: 'hidden' });
-    await palette(p, 'View: Close All Editor Groups', 'Close All Editor Groups');
-    await e.quickOpen(p, 'tokens.py');
-    await p.keyboard.press('Control+Home');
-  });
-}
-
-/** F1, the command, Enter. */
-async function palette(page: Page, query: string, label: string): Promise<void> {
-  await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor();
-  await input.fill(`>${query}`);
-  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: label }).waitFor();
-  await page.keyboard.press('Enter');
-}
-
-/** Waits until the quick input asks for `text` (in its prompt or placeholder). */
-async function prompt(page: Page, text: string): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const shown = await page.evaluate((t) => {
-      const widget = document.querySelector<HTMLElement>('.quick-input-widget');
-      const input = widget?.querySelector<HTMLInputElement>('input.input');
-      if (!widget || widget.style.display === 'none') return false;
-      return (widget.innerText + ' ' + (input?.placeholder ?? '')).includes(t);
-    }, text);
-    if (shown) return;
-    if (Date.now() > deadline) throw new Error(`the quick input never asked for ${text}`);
-    await page.waitForTimeout(100);
-  }
-}
-
-/** Clicks the quick pick's row that shows `label`. */
-async function pickRow(page: Page, label: string): Promise<void> {
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
-}
-
-async function frameWith(page: Page, selector: string): Promise<Frame> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    for (const frame of page.frames()) {
-      if (
-        await frame
-          .locator(selector)
-          .count()
-          .catch(() => 0)
-      )
-        return frame;
+  await step('the score heat map clears, and the results panels close', async (p) => {
+    try {
+      await p.locator(`${STATUS} .statusbar-item`, { hasText: 'Occlusion:' }).waitFor();
+      await paletteCommand(
+        p,
+        'Loupe: Clear Probe or Occlusion Heat Map',
+        'Clear Probe or Occlusion Heat Map',
+      );
+      await p.locator(`${STATUS} .statusbar-item`, { hasText: 'Occlusion:' }).waitFor({ state: 'hidden' });
+    } finally {
+      await paletteCommand(p, 'View: Close All Editor Groups', 'Close All Editor Groups');
+      await quickOpen(p, 'tokens.py');
+      await p.keyboard.press('Control+Home');
     }
-    if (Date.now() > deadline) throw new Error(`no webview shows ${selector}`);
-    await page.waitForTimeout(250);
-  }
-}
-
-/** Waits until at least `min` editor decorations are painted in a colour starting with `prefix`. */
-async function waitForTint(page: Page, prefix: string, min = 3): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const n = await page.evaluate((pre) => {
-      const editor = document.querySelector('.editor-group-container .monaco-editor .lines-content');
-      if (!editor) return 0;
-      let count = 0;
-      for (const el of editor.querySelectorAll('[class*="ced-"]')) {
-        if (getComputedStyle(el).backgroundColor.startsWith(pre)) count++;
-      }
-      return count;
-    }, prefix);
-    if (n >= min) return;
-    if (Date.now() > deadline) throw new Error(`no decorations in ${prefix}…) appeared in the editor`);
-    await page.waitForTimeout(250);
-  }
+  });
 }

@@ -9,24 +9,30 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Frame, Locator, Page } from 'playwright-core';
+import { Locator, Page } from 'playwright-core';
 import { SafetensorsFile } from '../../src/engine/safetensors';
 import { FIXTURES } from '../unit/helpers';
 import { ROOT } from './codeServer';
+import {
+  STATUS,
+  StepsBase,
+  WAIT_MS,
+  chooseInDialog,
+  notification,
+  paletteCommand,
+  quickOpen,
+  startCommand,
+  waitForText,
+} from './ui';
 
-/** What run.ts lends these steps: its step runner, its helpers, and where things are. */
-export interface ModelStepsContext {
-  readonly step: (name: string, fn: (page: Page) => Promise<void>) => Promise<void>;
-  readonly shot: (page: Page, name: string) => Promise<void>;
-  readonly quickOpen: (page: Page, name: string) => Promise<void>;
-  readonly waitForText: (page: Page | Frame, selector: string, want: string | RegExp) => Promise<void>;
+/** What run.ts lends these steps: its step runner, and where things are. */
+export interface ModelStepsContext extends StepsBase {
   /** A scratch folder that outlives the steps. */
   readonly tmp: string;
   /** The workspace folder code-server has open. */
   readonly workspace: string;
 }
 
-const STATUS = '.part.statusbar';
 /** Tokens for the training run: long enough to see and cancel, short enough to resume to the end within a step. */
 const TRAIN_TOKENS = '400k';
 
@@ -82,7 +88,7 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
   await e.step(
     'a model folder added to the tree loads from it, without an SAE that does not fit',
     async (p) => {
-      await command(p, 'Loupe: Add Model Folder', 'Add Model Folder…');
+      await startCommand(p, 'Loupe: Add Model Folder', 'Add Model Folder…');
       await chooseInDialog(p, tinyModel);
       const pane = await modelsPane(p);
       const row = treeRow(pane, 'tiny-gpt2');
@@ -90,7 +96,7 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
       await row.hover();
       await row.locator('.action-label[aria-label="Load"]').click();
       await waitForRow(row, 'gpt2 · 2 layers · d_model 32', true);
-      await e.waitForText(p, STATUS, 'tiny-gpt2 · no SAE');
+      await waitForText(p, STATUS, 'tiny-gpt2 · no SAE');
       await notification(p, 'loaded tiny-gpt2 without an SAE').waitFor();
       await e.shot(p, 'models-2-loaded-from-tree');
     },
@@ -99,17 +105,17 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
   await e.step(
     '"Export Activations…" writes the open file\'s activations to a .safetensors file',
     async (p) => {
-      await e.quickOpen(p, 'tokens.py');
-      await command(p, 'Loupe: Export Activations', 'Export Activations…');
+      await quickOpen(p, 'tokens.py');
+      await startCommand(p, 'Loupe: Export Activations', 'Export Activations…');
       const input = p.locator('.quick-input-widget input.input');
-      await e.waitForText(p, '.quick-input-widget .quick-input-title', 'Export Activations of tokens.py');
+      await waitForText(p, '.quick-input-widget .quick-input-title', 'Export Activations of tokens.py');
       await p.locator('.quick-input-list .monaco-list-row').first().waitFor();
       await input.fill('hook_pattern');
       // Clicking a row of a multi-select quick pick ticks it.
       await p
         .locator('.quick-input-list .monaco-list-row', { hasText: 'blocks.0.attn.hook_pattern' })
         .click();
-      await e.waitForText(p, '.quick-input-widget', '3 Selected');
+      await waitForText(p, '.quick-input-widget', '3 Selected');
       await input.fill('');
       await e.shot(p, 'models-3-export-hooks');
       await p.keyboard.press('Enter');
@@ -135,26 +141,26 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
   );
 
   await e.step('"Train SAE…" shows its progress and stops at a checkpoint when cancelled', async (p) => {
-    await command(p, 'Loupe: Train SAE', 'Train SAE…');
+    await startCommand(p, 'Loupe: Train SAE', 'Train SAE…');
     const title = p.locator('.quick-input-widget .quick-input-title');
-    await e.waitForText(p, '.quick-input-widget .quick-input-title', '(1/7)');
+    await waitForText(p, '.quick-input-widget .quick-input-title', '(1/7)');
     await p
       .locator('.quick-input-list .monaco-list-row.focused', { hasText: 'blocks.1.hook_resid_post' })
       .waitFor();
     await e.shot(p, 'models-5-train-hook');
     await p.keyboard.press('Enter'); // the suggested hook: the middle layer's residual stream
     for (const n of [2, 3, 4]) {
-      await e.waitForText(p, '.quick-input-widget .quick-input-title', `(${n}/7)`);
+      await waitForText(p, '.quick-input-widget .quick-input-title', `(${n}/7)`);
       await p.keyboard.press('Enter'); // the workspace folder, TopK, 8× latents
     }
     const input = p.locator('.quick-input-widget input.input');
-    await e.waitForText(p, '.quick-input-widget .quick-input-title', '(5/7)');
+    await waitForText(p, '.quick-input-widget .quick-input-title', '(5/7)');
     await input.fill('16');
     await p.keyboard.press('Enter');
-    await e.waitForText(p, '.quick-input-widget .quick-input-title', '(6/7)');
+    await waitForText(p, '.quick-input-widget .quick-input-title', '(6/7)');
     await input.fill(TRAIN_TOKENS);
     await p.keyboard.press('Enter');
-    await e.waitForText(p, '.quick-input-widget .quick-input-title', '(7/7)');
+    await waitForText(p, '.quick-input-widget .quick-input-title', '(7/7)');
     await input.fill(trainedSae);
     await p.keyboard.press('Enter');
     await title.waitFor({ state: 'hidden' });
@@ -183,7 +189,7 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
     await done.waitFor();
     await e.shot(p, 'models-8-trained');
     await done.locator('.monaco-button', { hasText: /^Load SAE$/ }).click();
-    await e.waitForText(p, STATUS, 'tiny-gpt2 · trained-sae');
+    await waitForText(p, STATUS, 'tiny-gpt2 · trained-sae');
     for (const f of ['cfg.json', 'sae_weights.safetensors', 'sparsity.safetensors']) {
       if (!fs.existsSync(path.join(trainedSae, f))) throw new Error(`the trained SAE has no ${f}`);
     }
@@ -200,11 +206,11 @@ export async function modelSteps(e: ModelStepsContext): Promise<void> {
         const bundled = treeRow(pane, 'default');
         await bundled.hover();
         await bundled.locator('.action-label[aria-label="Load"]').click();
-        await e.waitForText(p, STATUS, 'default · default-sae');
+        await waitForText(p, STATUS, 'default · default-sae');
         await waitForRow(treeRow(pane, 'default-sae'), /· bundled$/, true);
         for (const name of ['tiny-gpt2', 'trained-sae']) await removeFromList(p, treeRow(pane, name));
         await e.shot(p, 'models-10-back-to-bundled');
-        await command(p, 'Notifications: Clear All Notifications', 'Clear All Notifications');
+        await paletteCommand(p, 'Notifications: Clear All Notifications', 'Clear All Notifications');
       } finally {
         // The steps after these read the inspector.
         await setPaneExpanded(p, 'Token Inspector', true);
@@ -234,17 +240,6 @@ async function removeFromList(page: Page, row: Locator): Promise<void> {
   }
 }
 
-/** F1, the command, Enter; unlike run.ts's runCommand it does not wait for the palette to close, since these commands open quick picks and dialogs of their own. */
-async function command(page: Page, query: string, label: string): Promise<void> {
-  await page.keyboard.press('Escape');
-  await page.keyboard.press('F1');
-  const input = page.locator('.quick-input-widget input.input');
-  await input.waitFor();
-  await input.fill(`>${query}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().waitFor();
-  await page.keyboard.press('Enter');
-}
-
 /** The Models & SAEs view, expanded. */
 async function modelsPane(page: Page): Promise<Locator> {
   const header = page.locator('.pane-header', { hasText: 'Models & SAEs' });
@@ -269,7 +264,7 @@ function treeRow(pane: Locator, label: string): Locator {
  * when `loaded` is given, until its icon says whether it is the loaded one.
  */
 async function waitForRow(row: Locator, description: string | RegExp, loaded?: boolean): Promise<void> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const text = (
       await row
@@ -293,29 +288,4 @@ async function setPaneExpanded(page: Page, title: string, expanded: boolean): Pr
   const header = page.locator('.pane-header', { hasText: title }).first();
   await header.waitFor();
   if ((await header.getAttribute('aria-expanded')) !== String(expanded)) await header.click();
-}
-
-function notification(page: Page, text: string | RegExp): Locator {
-  return page.locator('.notification-toast', { hasText: text }).first();
-}
-
-/** Answers VS Code's own (simple) open or save dialog, as code-server shows it, with a path. */
-async function chooseInDialog(page: Page, target: string): Promise<void> {
-  const input = page.locator('.quick-input-widget input.input');
-  // The dialog shows once the input holds its starting folder (the palette's input is reused).
-  const deadline = Date.now() + 30_000;
-  while (!(await input.inputValue().catch(() => '')).startsWith(path.sep)) {
-    if (Date.now() > deadline) throw new Error('the file dialog did not open');
-    await page.waitForTimeout(100);
-  }
-  // The dialog may still be filling in its starting folder when the path is typed (it then
-  // rewrites the input), so type again until the path stays.
-  for (let attempt = 1; ; attempt++) {
-    await input.fill(target);
-    await page.waitForTimeout(300); // the dialog lists the typed folder's entries before it accepts
-    if ((await input.inputValue()) === target) break;
-    if (attempt === 5) throw new Error(`the dialog shows ${await input.inputValue()}`);
-  }
-  await page.keyboard.press('Enter');
-  await page.locator('.quick-input-widget').waitFor({ state: 'hidden' });
 }

@@ -9,8 +9,7 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import { TemplateResult, html, nothing, render } from 'lit';
-// The panel's CSP refuses inline style attributes; styleMap sets styles through the CSSOM, which it allows.
-import { styleMap } from 'lit/directives/style-map.js';
+import { ref } from 'lit/directives/ref.js';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { ProbeSummary } from '../../shared/causalSchemas';
@@ -66,6 +65,25 @@ function button(label: string, action: ResultAction, secondary = false): Templat
   return html`<vscode-button ?secondary=${secondary} ?disabled=${busy !== null} @click=${() => act(action)}
     >${label}</vscode-button
   >`;
+}
+
+/**
+ * Styles set through the CSSOM, which the panel's CSP allows: it refuses a
+ * style attribute, and lit's styleMap writes one on an element's first render.
+ */
+function styled(styles: Record<string, string>) {
+  return ref((el) => {
+    if (el instanceof HTMLElement) for (const [k, v] of Object.entries(styles)) el.style.setProperty(k, v);
+  });
+}
+
+/** A token in quotes with its white space visible, as the inspector shows tokens (· space, ↵ line break, → tab). */
+function quoted(token: string): string {
+  const shown = token
+    .replace(/ /g, '·')
+    .replace(/\t/g, '→')
+    .replace(/\r\n|\n|\r/g, '↵');
+  return `"${shown}"`;
 }
 
 function pct(v: number | null): string {
@@ -134,33 +152,35 @@ function probePage(p: ProbeSummary, saved: string | null): TemplateResult {
       </div>
     </section>
     <section>
-      <table>
-        <thead>
-          <tr>
-            <th>hook</th>
-            <th>accuracy</th>
-            <th>majority</th>
-            <th>control</th>
-            <th title="accuracy − control accuracy (Hewitt &amp; Liang)">selectivity</th>
-            <th>train</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${p.hooks.map(
-            (h) =>
-              html`<tr class=${h === best ? 'best' : ''}>
-                <td class="mono">${h.hook}</td>
-                <td>${pct(h.accuracy)}</td>
-                <td>${pct(h.majorityBaseline)}</td>
-                <td>${pct(h.controlAccuracy)}</td>
-                <td>
-                  ${h.selectivity === null ? '–' : `${h.selectivity >= 0 ? '+' : '−'}${Math.abs(100 * h.selectivity).toFixed(1)} pt`}
-                </td>
-                <td>${pct(h.trainAccuracy)}${h.converged ? '' : ' (not converged)'}</td>
-              </tr>`,
-          )}
-        </tbody>
-      </table>
+      <div class="table-scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>hook</th>
+              <th>accuracy</th>
+              <th>majority</th>
+              <th>control</th>
+              <th title="accuracy − control accuracy (Hewitt &amp; Liang)">selectivity</th>
+              <th>train</th>
+            </tr>
+          </thead>
+          <tbody>
+            ${p.hooks.map(
+              (h) =>
+                html`<tr class=${h === best ? 'best' : ''}>
+                  <td class="mono">${h.hook}</td>
+                  <td>${pct(h.accuracy)}</td>
+                  <td>${pct(h.majorityBaseline)}</td>
+                  <td>${pct(h.controlAccuracy)}</td>
+                  <td>
+                    ${h.selectivity === null ? '–' : `${h.selectivity >= 0 ? '+' : '−'}${Math.abs(100 * h.selectivity).toFixed(1)} pt`}
+                  </td>
+                  <td>${pct(h.trainAccuracy)}${h.converged ? '' : ' (not converged)'}</td>
+                </tr>`,
+            )}
+          </tbody>
+        </table>
+      </div>
       <p class="hint">The best hook (highlighted) is the one Apply and Steer use.</p>
     </section>`;
 }
@@ -226,7 +246,7 @@ function patchPage(r: PatchView, clean: string, corrupted: string): TemplateResu
   const scale = Math.max(1, ...r.residual.values.map(Math.abs), ...r.heads.values.map(Math.abs));
   const stops = [-scale, -scale / 2, 0, scale / 2, scale];
   return html`<header>
-      <h1>Activation patching: ${JSON.stringify(r.target.text)} versus ${JSON.stringify(r.versus.text)}</h1>
+      <h1>Activation patching: ${quoted(r.target.text)} versus ${quoted(r.versus.text)}</h1>
       <p class="hint">
         Clean <span class="mono">${clean}</span> · corrupted <span class="mono">${corrupted}</span> ·
         ${r.cleanTokens.length} tokens. Each cell runs the corrupted text with one activation from the clean
@@ -236,7 +256,7 @@ function patchPage(r: PatchView, clean: string, corrupted: string): TemplateResu
       <div class="scale" aria-label="colour scale">
         ${stops.map(
           (s) =>
-            html`<span class="stop" style=${styleMap({ background: divergingColour(s, scale) })}></span
+            html`<span class="stop" ${styled({ background: divergingColour(s, scale) })}></span
               ><span class="stop-label">${s.toFixed(1)}</span>`,
         )}
       </div>
@@ -254,14 +274,14 @@ function patchPage(r: PatchView, clean: string, corrupted: string): TemplateResu
 function patchGrids(r: PatchView): void {
   const residual = document.getElementById('residual');
   const heads = document.getElementById('heads');
-  const labelled = { ...r.residual, columnLabels: r.cleanTokens.map((t, i) => `${i} ${JSON.stringify(t)}`) };
+  const labelled = { ...r.residual, columnLabels: r.cleanTokens.map((t, i) => `${i} ${quoted(t)}`) };
   if (residual) {
     grids.push(
       new HeatGrid(
         residual,
         labelled,
         (row, column) =>
-          `${r.residual.rowLabels[row]} at position ${column} (${JSON.stringify(r.cleanTokens[column])} / ${JSON.stringify(r.corruptedTokens[column])})`,
+          `${r.residual.rowLabels[row]} at position ${column} (${quoted(r.cleanTokens[column])} / ${quoted(r.corruptedTokens[column])})`,
         'Residual stream patching heat map',
       ),
     );
@@ -288,11 +308,11 @@ function steerPage(r: Extract<ResultView, { kind: 'steer' }>['result']): Templat
       <div class="pair">
         <div class="side">
           <h3>Unsteered</h3>
-          <pre><span class="prompt">${r.prompt}</span>${p.unsteered}</pre>
+          <pre><span class="prompt">${r.prompt}</span><span class="generated">${p.unsteered}</span></pre>
         </div>
         <div class="side steered">
           <h3>Steered</h3>
-          <pre><span class="prompt">${r.prompt}</span>${p.steered}</pre>
+          <pre><span class="prompt">${r.prompt}</span><span class="generated">${p.steered}</span></pre>
         </div>
       </div>
     </section>`;
@@ -310,48 +330,50 @@ function steerPage(r: Extract<ResultView, { kind: 'steer' }>['result']): Templat
 
 function tcavPage(r: Extract<ResultView, { kind: 'tcav' }>['result'], concept: string): TemplateResult {
   return html`<header>
-      <h1>TCAV: ${concept} → ${JSON.stringify(r.target.text)}</h1>
+      <h1>TCAV: ${concept} → ${quoted(r.target.text)}</h1>
       <p class="hint">
         ${r.concept} concept examples against ${r.random} random pieces, ${r.inputs} inputs, ${r.runs} runs; a
         two-sided t-test against the random CAVs' scores, significant at p &lt; ${r.alpha}.
       </p>
       <div class="buttons">${button('Run again…', 'rerun')}</div>
     </header>
-    <table>
-      <thead>
-        <tr>
-          <th>hook</th>
-          <th>TCAV score</th>
-          <th>random CAVs</th>
-          <th>scores (concept ● random ○)</th>
-          <th>p-value</th>
-          <th></th>
-          <th>CAV accuracy</th>
-        </tr>
-      </thead>
-      <tbody>
-        ${r.hooks.map(
-          (h) =>
-            html`<tr>
-              <td class="mono">${h.hook}</td>
-              <td>${h.meanScore.toFixed(3)}</td>
-              <td>${h.meanRandomScore.toFixed(3)}</td>
-              <td>${strip(h.scores, h.randomScores)}</td>
-              <td>${h.pValue < 1e-3 ? h.pValue.toExponential(1) : h.pValue.toFixed(3)}</td>
-              <td class=${h.significant ? 'significant' : 'hint'}>
-                ${h.significant ? 'significant' : 'not significant'}
-              </td>
-              <td>${pct(h.cavAccuracy)}</td>
-            </tr>`,
-        )}
-      </tbody>
-    </table>`;
+    <div class="table-scroll">
+      <table>
+        <thead>
+          <tr>
+            <th>hook</th>
+            <th>TCAV score</th>
+            <th>random CAVs</th>
+            <th>scores (concept ● random ○)</th>
+            <th>p-value</th>
+            <th></th>
+            <th>CAV accuracy</th>
+          </tr>
+        </thead>
+        <tbody>
+          ${r.hooks.map(
+            (h) =>
+              html`<tr>
+                <td class="mono">${h.hook}</td>
+                <td>${h.meanScore.toFixed(3)}</td>
+                <td>${h.meanRandomScore.toFixed(3)}</td>
+                <td>${strip(h.scores, h.randomScores)}</td>
+                <td>${h.pValue < 1e-3 ? h.pValue.toExponential(1) : h.pValue.toFixed(3)}</td>
+                <td class=${h.significant ? 'significant' : 'hint'}>
+                  ${h.significant ? 'significant' : 'not significant'}
+                </td>
+                <td>${pct(h.cavAccuracy)}</td>
+              </tr>`,
+          )}
+        </tbody>
+      </table>
+    </div>`;
 }
 
 /** Each run's score on a 0..1 strip: the concept's filled, the random CAVs' hollow. */
 function strip(scores: readonly number[], random: readonly number[]): TemplateResult {
   const dot = (v: number, cls: string) =>
-    html`<span class=${cls} style=${styleMap({ left: `${(100 * v).toFixed(1)}%` })}></span>`;
+    html`<span class=${cls} ${styled({ left: `${(100 * v).toFixed(1)}%` })}></span>`;
   return html`<span class="strip" title="0 … 1"
     >${random.map((v) => dot(v, 'dot random'))}${scores.map((v) => dot(v, 'dot concept'))}</span
   >`;
