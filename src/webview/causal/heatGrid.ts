@@ -12,7 +12,9 @@ const CELL_MIN = 26;
 const ROW_HEIGHT = 26;
 const LEFT = 56;
 const TOP = 8;
-const LABEL_HEIGHT = 64;
+/** Column labels slant up at this angle from the horizontal, ending under their column. */
+const LABEL_ANGLE = Math.PI / 3;
+const LABEL_MAX_CHARS = 12;
 
 export function themeColour(name: string, fallback: string): string {
   return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
@@ -88,7 +90,17 @@ export class HeatGrid {
     const width = Math.max(300, this.host.clientWidth);
     const cell = Math.max(CELL_MIN, Math.floor((width - LEFT - 8) / Math.max(1, this.columns)));
     const w = LEFT + cell * this.columns + 8;
-    const h = TOP + ROW_HEIGHT * this.rows + LABEL_HEIGHT;
+    const fg = themeColour('--vscode-foreground', '#cccccc');
+    const font = `${themeColour('--vscode-font-size', '13px')} ${themeColour('--vscode-font-family', 'sans-serif')}`;
+    const mono = `12px ${themeColour('--vscode-editor-font-family', 'monospace')}`;
+    const labels = this.grid.columnLabels.map((l) =>
+      l.length > LABEL_MAX_CHARS ? `${l.slice(0, LABEL_MAX_CHARS - 1)}…` : l,
+    );
+    // Room below the cells for the longest slanted label, so that none is cut off.
+    const measure = this.canvas.getContext('2d')!;
+    measure.font = mono;
+    const longest = Math.max(0, ...labels.map((l) => measure.measureText(l).width));
+    const h = TOP + ROW_HEIGHT * this.rows + 6 + Math.ceil(longest * Math.sin(LABEL_ANGLE)) + 12;
     const dpr = window.devicePixelRatio || 1;
     this.canvas.width = w * dpr;
     this.canvas.height = h * dpr;
@@ -96,9 +108,6 @@ export class HeatGrid {
     this.canvas.style.height = `${h}px`;
     const ctx = this.canvas.getContext('2d')!;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const fg = themeColour('--vscode-foreground', '#cccccc');
-    const font = `${themeColour('--vscode-font-size', '13px')} ${themeColour('--vscode-font-family', 'sans-serif')}`;
-    const mono = `12px ${themeColour('--vscode-editor-font-family', 'monospace')}`;
     ctx.clearRect(0, 0, w, h);
     const scale = this.scale();
     for (let r = 0; r < this.rows; r++) {
@@ -114,11 +123,11 @@ export class HeatGrid {
     this.grid.rowLabels.forEach((l, r) => ctx.fillText(l, LEFT - 6, TOP + r * ROW_HEIGHT + ROW_HEIGHT / 2));
     ctx.font = mono;
     ctx.textAlign = 'right';
-    this.grid.columnLabels.forEach((l, c) => {
+    labels.forEach((l, c) => {
       ctx.save();
       ctx.translate(LEFT + c * cell + cell / 2, TOP + this.rows * ROW_HEIGHT + 6);
-      ctx.rotate(-Math.PI / 3);
-      ctx.fillText(l.length > 12 ? `${l.slice(0, 11)}…` : l, 0, 0);
+      ctx.rotate(-LABEL_ANGLE);
+      ctx.fillText(l, 0, 0);
       ctx.restore();
     });
     // The keyboard's cell, outlined while the canvas has the focus.
@@ -179,5 +188,11 @@ export class HeatGrid {
       return;
     this.focusCell = next;
     this.showFocus();
+    // Keep the keyboard's cell in view when the map scrolls sideways.
+    const left = LEFT + (next % this.columns) * this.cellWidth;
+    const view = this.host;
+    if (left < view.scrollLeft + LEFT) view.scrollLeft = Math.max(0, left - LEFT);
+    else if (left + this.cellWidth > view.scrollLeft + view.clientWidth)
+      view.scrollLeft = left + this.cellWidth - view.clientWidth;
   }
 }

@@ -343,7 +343,11 @@ function tcavPage(r: Extract<ResultView, { kind: 'tcav' }>['result'], concept: s
           <tr>
             <th>hook</th>
             <th>TCAV score</th>
-            <th>random CAVs</th>
+            <th
+              title="mean ± standard deviation of the random sets' mean scores; the mean is 0.5 by construction (swapping two random sets flips their CAV)"
+            >
+              random CAVs
+            </th>
             <th>scores (concept ● random ○)</th>
             <th>p-value</th>
             <th></th>
@@ -356,7 +360,7 @@ function tcavPage(r: Extract<ResultView, { kind: 'tcav' }>['result'], concept: s
               html`<tr>
                 <td class="mono">${h.hook}</td>
                 <td>${h.meanScore.toFixed(3)}</td>
-                <td>${h.meanRandomScore.toFixed(3)}</td>
+                <td>${h.meanRandomScore.toFixed(3)} ± ${spread(h.randomScores).toFixed(3)}</td>
                 <td>${strip(h.scores, h.randomScores)}</td>
                 <td>${h.pValue < 1e-3 ? h.pValue.toExponential(1) : h.pValue.toFixed(3)}</td>
                 <td class=${h.significant ? 'significant' : 'hint'}>
@@ -368,6 +372,13 @@ function tcavPage(r: Extract<ResultView, { kind: 'tcav' }>['result'], concept: s
         </tbody>
       </table>
     </div>`;
+}
+
+/** Sample standard deviation: how far a random set's score strays from 0.5, which the concept's is judged by. */
+function spread(v: readonly number[]): number {
+  if (v.length < 2) return 0;
+  const m = v.reduce((a, x) => a + x, 0) / v.length;
+  return Math.sqrt(v.reduce((a, x) => a + (x - m) ** 2, 0) / (v.length - 1));
 }
 
 /** Each run's score on a 0..1 strip: the concept's filled, the random CAVs' hollow. */
