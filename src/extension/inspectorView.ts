@@ -6,7 +6,6 @@
  * separate bundle (dist/webview/inspector.js) behind a strict CSP; the
  * messages both ways are in src/webview/protocol.ts and checked on arrival.
  */
-import * as crypto from 'node:crypto';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { HostToInspector, InspectedToken, inspectorToHost } from '../webview/protocol';
@@ -16,6 +15,7 @@ import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { HeatMap } from './heatMap';
 import { LagProbe } from './lagProbe';
+import { panelHtml, panelOptions } from './webviewPanelHost';
 
 export const INSPECTOR_VIEW = 'loupe.inspector';
 const FEATURES_SHOWN = 24;
@@ -66,9 +66,8 @@ export class InspectorView implements vscode.WebviewViewProvider, vscode.Disposa
 
   resolveWebviewView(view: vscode.WebviewView): void {
     this.view = view;
-    const dist = vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview');
-    view.webview.options = { enableScripts: true, localResourceRoots: [dist] };
-    view.webview.html = this.html(view.webview, dist);
+    view.webview.options = panelOptions(this.extensionUri);
+    view.webview.html = panelHtml(view.webview, this.extensionUri, 'inspector', 'Token Inspector');
     view.webview.onDidReceiveMessage((raw: unknown) => this.receive(raw), null, this.subscriptions);
     view.onDidChangeVisibility(
       () => (view.visible ? this.sendAll() : this.clearCurrent()),
@@ -203,31 +202,5 @@ export class InspectorView implements vscode.WebviewViewProvider, vscode.Disposa
   private post(message: HostToInspector): void {
     if (!this.view) return;
     this.probe.measure('posting to the inspector', () => void this.view?.webview.postMessage(message));
-  }
-
-  private html(webview: vscode.Webview, dist: vscode.Uri): string {
-    const nonce = crypto.randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'inspector.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(dist, 'inspector.css'));
-    const csp = [
-      "default-src 'none'",
-      `style-src ${webview.cspSource}`,
-      `font-src ${webview.cspSource}`,
-      `script-src 'nonce-${nonce}'`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style.toString()}">
-<title>Token Inspector</title>
-</head>
-<body>
-<main id="root"></main>
-<script nonce="${nonce}" src="${script.toString()}"></script>
-</body>
-</html>`;
   }
 }

@@ -160,8 +160,16 @@ function closeUnrevivedTabs(viewType: string): vscode.ViewColumn | undefined {
   return column;
 }
 
-/** The HTML shell of a panel: its bundle and stylesheet from dist/webview, nothing inline, a nonce-based CSP. */
-function panelHtml(webview: vscode.Webview, extensionUri: vscode.Uri, entry: string, title: string): string {
+/**
+ * The HTML shell of a panel or view: its bundle and stylesheet from dist/webview, nothing
+ * inline, a nonce-based CSP; the root names the view (tests tell the webviews apart by it).
+ */
+export function panelHtml(
+  webview: vscode.Webview,
+  extensionUri: vscode.Uri,
+  entry: string,
+  title: string,
+): string {
   const dist = vscode.Uri.joinPath(extensionUri, 'dist', 'webview');
   const nonce = crypto.randomBytes(16).toString('base64');
   const script = webview.asWebviewUri(vscode.Uri.joinPath(dist, `${entry}.js`));
@@ -182,14 +190,14 @@ function panelHtml(webview: vscode.Webview, extensionUri: vscode.Uri, entry: str
 <title>${title}</title>
 </head>
 <body>
-<div id="root"></div>
+<main id="root" data-view="${entry}"></main>
 <script nonce="${nonce}" src="${script.toString()}"></script>
 </body>
 </html>`;
 }
 
-/** Webview options of every panel: scripts on, and only the bundles readable. */
-function panelOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
+/** Webview options of every panel and view: scripts on, and only the bundles readable. */
+export function panelOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
   return {
     enableScripts: true,
     localResourceRoots: [vscode.Uri.joinPath(extensionUri, 'dist', 'webview')],

@@ -13,11 +13,13 @@ import { ConsoleMessage, Frame, Locator, Page } from 'playwright-core';
 export const WAIT_MS = 60_000;
 export const EDITOR_LINES = '.editor-group-container .monaco-editor .view-lines';
 export const STATUS = '.part.statusbar';
+/** The Token Inspector's root (every Loupe webview's root names its view). */
+const INSPECTOR_ROOT = '#root[data-view="inspector"]';
 /**
  * The Token Inspector once its script has drawn (the HTML shell alone shows
- * an empty main#root: a webview whose scripts never load looks like that).
+ * an empty root: a webview whose scripts never load looks like that).
  */
-export const INSPECTOR_SHOWS = 'main#root > *';
+export const INSPECTOR_SHOWS = `${INSPECTOR_ROOT} > *`;
 const QUICK_INPUT = '.quick-input-widget';
 const QUICK_INPUT_BOX = '.quick-input-widget input.input';
 
@@ -232,7 +234,7 @@ export async function panelFrame(page: Page, selector: string, timeoutMs = WAIT_
 
 /** The Token Inspector's frame. */
 export async function inspectorFrame(page: Page): Promise<Frame> {
-  return panelFrame(page, 'main#root').catch(() => {
+  return panelFrame(page, INSPECTOR_ROOT).catch(() => {
     throw new Error('the Token Inspector did not appear');
   });
 }
