@@ -5,7 +5,8 @@
  * 256-token window: BOS and 255 columns, 3 lens layers, top 10), for every lens kind; the first call
  * (readout graphs built) and the median of the later ones, each on a selection one token further on
  * (as when the selection moves). Also the engine's own time, so that the cost of the process boundary
- * shows. The issue's target: under 1 s. Run `npm run build` first.
+ * shows. The issue's target: under 1 s. Also what follows the caret in the heads panel and the
+ * editor: direct logit attribution and attention at a token, first call and median. Run `npm run build` first.
  *
  *   npx tsx bench/lens_request.ts [--repeat 9] [--threads 2]
  *
@@ -94,6 +95,30 @@ async function main(): Promise<void> {
         `lens grid ${name}, ${layers} × ${columns}: first ${times[0].toFixed(0)} ms, then ${grids[name].median_ms.toFixed(0)} ms (engine ${grids[name].engine_median_ms.toFixed(0)} ms)`,
       );
     }
+    // What follows the caret in the heads panel and the editor: direct logit attribution at a token,
+    // and where it attends (all heads of a layer); each repeat one token further on.
+    const caret = async (
+      name: string,
+      call: (token: number) => Promise<unknown>,
+    ): Promise<{ first_ms: number; median_ms: number }> => {
+      const times: number[] = [];
+      for (let i = 0; i <= repeat; i++) {
+        const t0 = performance.now();
+        await call(Math.min(count - 1, 200 + i));
+        times.push(performance.now() - t0);
+      }
+      const r = { first_ms: times[0], median_ms: median(times.slice(1)) };
+      console.error(`${name}: first ${r.first_ms.toFixed(0)} ms, then ${r.median_ms.toFixed(0)} ms`);
+      return r;
+    };
+    const atCaret = {
+      logit_attribution: await caret('logit attribution', (token) =>
+        client.request('logitAttribution', { document, version: 1, token, target: null, versus: null }),
+      ),
+      attention_all_heads: await caret('attention, all heads of layer 1', (token) =>
+        client.request('attention', { document, version: 1, token, layer: 1, head: null }),
+      ),
+    };
     const result = {
       model: loaded.model.name,
       threads,
@@ -102,6 +127,7 @@ async function main(): Promise<void> {
       document_tokens: count,
       target_ms: 1000,
       lens_grid_request: grids,
+      at_caret: atCaret,
     };
     fs.mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
     fs.writeFileSync(
