@@ -20,6 +20,7 @@ import { ResultsPanel } from './causalPanel';
 import { readConfig } from './config';
 import { EngineState } from './engineState';
 import { JobsEngine, runJob } from './jobs';
+import { LabelledDocument, decodeSemanticTokens, splitAtBlankLines } from './semanticTokens';
 
 export interface ProbeContext {
   readonly engine: EngineState;
@@ -35,6 +36,12 @@ export interface ProbeContext {
 const MAX_EXAMPLES = 20_000;
 /** Files of the active language read for semantic-token labels. */
 const MAX_SEMANTIC_FILES = 40;
+/** How long a language's extension that is still starting is waited for to offer semantic tokens… */
+const LEGEND_WAIT_MS = 15_000;
+/** …and its server, once it does, for the active file's tokens (a TypeScript server can take a while). */
+const TOKENS_WAIT_MS = 45_000;
+/** Parts a lone file of the language is cut into, so a probe has documents to hold out. */
+const SINGLE_FILE_PARTS = 4;
 
 export function registerProbeCommands(ctx: ProbeContext): vscode.Disposable[] {
   ctx.panel.onAction = (action, view) => void probeAction(ctx, action, view);
@@ -149,81 +156,145 @@ async function jsonlLabels(): Promise<ProbeLabelSource | null> {
   return picked?.[0] ? { kind: 'jsonl', file: picked[0].fsPath } : null;
 }
 
-/** Spans of the chosen semantic token types in the workspace's files of the active file's language. */
+/**
+ * Spans of the chosen semantic token types in the workspace's files of the
+ * active file's language, each labelled with its type's name (the rest are
+ * "other"). The tokens are read first, so the types offered are those the
+ * files have, with their counts.
+ */
 async function semanticLabels(ctx: ProbeContext, title: string): Promise<ProbeLabelSource | null> {
   const editor = ctx.lastEditor();
   if (!editor) {
     void vscode.window.showWarningMessage('Loupe: open a file of the language to probe first.');
     return null;
   }
-  const language = editor.document.languageId;
-  const legend = await vscode.commands.executeCommand<vscode.SemanticTokensLegend | undefined>(
-    'vscode.provideDocumentSemanticTokensLegend',
-    editor.document.uri,
+  const active = editor.document;
+  const language = active.languageId;
+  const read = await vscode.window.withProgress(
+    {
+      location: vscode.ProgressLocation.Notification,
+      title: `Loupe: reading the semantic tokens of the ${language} files`,
+      cancellable: true,
+    },
+    (_progress, token) => readSemanticTokens(active, token),
   );
-  if (!legend || legend.tokenTypes.length === 0) {
+  if (!read) return null;
+  if (read.kind === 'noProvider') {
     void vscode.window.showWarningMessage(
-      `Loupe: no extension provides semantic tokens for ${language} here, so there are no token types to probe. Install or enable the language's extension, or use a regex or a JSONL dataset.`,
+      `Loupe: no extension provided semantic tokens for ${language} within ${LEGEND_WAIT_MS / 1000} s. ` +
+        "If the language's extension is still starting, try again in a moment; else install or enable one, or label with a regex or a JSONL dataset.",
     );
     return null;
   }
+  const { documents } = read;
+  const counts = new Map<string, { tokens: number; files: number }>();
+  for (const doc of documents) {
+    const seen = new Set<string>();
+    for (const s of doc.spans) {
+      const c = counts.get(s.label) ?? { tokens: 0, files: 0 };
+      c.tokens++;
+      if (!seen.has(s.label)) c.files++;
+      seen.add(s.label);
+      counts.set(s.label, c);
+    }
+  }
+  if (counts.size === 0) {
+    void vscode.window.showWarningMessage(
+      documents.length === 0
+        ? `Loupe: the ${language} language server gave no semantic tokens; if it is still starting, try again in a moment.`
+        : `Loupe: the ${language} files have no semantic tokens to label.`,
+    );
+    return null;
+  }
+  const byCount = [...counts].sort((a, b) => b[1].tokens - a[1].tokens);
+  const fileCount = (n: number) => `${n} file${n === 1 ? '' : 's'}`;
   const types = await vscode.window.showQuickPick(
-    legend.tokenTypes.map((t) => ({ label: t, picked: t === 'keyword' })),
+    byCount.map(([type, c], i) => ({
+      label: type,
+      description: `${c.tokens} token${c.tokens === 1 ? '' : 's'} in ${fileCount(c.files)}`,
+      picked: counts.has('keyword') ? type === 'keyword' : i === 0,
+    })),
     {
       title,
-      placeHolder: 'The token types that count as the concept (the rest are "other")',
+      placeHolder: `Semantic token types to probe for, each its own label (the other tokens are "other"); ${read.files} ${language} file${read.files === 1 ? '' : 's'} read`,
       canPickMany: true,
     },
   );
   if (!types || types.length === 0) return null;
   const chosen = new Set(types.map((t) => t.label));
-  const ext = path.extname(editor.document.fileName);
-  const uris = ext
-    ? await vscode.workspace.findFiles(`**/*${ext}`, '**/node_modules/**', MAX_SEMANTIC_FILES)
-    : [editor.document.uri];
-  const documents: Extract<ProbeLabelSource, { kind: 'spans' }>['documents'] = [];
-  for (const uri of uris) {
-    const doc = await vscode.workspace.openTextDocument(uri);
-    if (doc.languageId !== language) continue;
-    const tokens = await vscode.commands.executeCommand<vscode.SemanticTokens | undefined>(
-      'vscode.provideDocumentSemanticTokens',
-      uri,
-    );
-    if (!tokens) continue;
-    const spans = decodeSemanticTokens(doc, tokens.data, legend.tokenTypes, chosen);
-    documents.push({ source: vscode.workspace.asRelativePath(uri), text: doc.getText(), spans });
-  }
-  if (documents.length === 0) {
-    void vscode.window.showWarningMessage(`Loupe: the ${language} files gave no semantic tokens.`);
-    return null;
-  }
-  const name = [...chosen].join('|');
+  const labelled = documents.map((d) => ({ ...d, spans: d.spans.filter((s) => chosen.has(s.label)) }));
+  // Probes are split by document; a lone file is cut into parts so there is text to hold out.
+  const split = labelled.length === 1 ? splitAtBlankLines(labelled[0], SINGLE_FILE_PARTS) : labelled;
   return {
     kind: 'spans',
-    description: `semantic tokens ${name} in ${documents.length} ${language} file${documents.length === 1 ? '' : 's'}`,
-    documents,
+    description: `semantic tokens ${[...chosen].sort().join(', ')} in ${fileCount(documents.length)} of ${language}`,
+    documents: split.map((d) => ({ source: d.source, text: d.text, spans: [...d.spans] })),
   };
 }
 
-/** The relative-encoded semantic tokens (line delta, start delta, length, type, modifiers) as labelled spans. */
-function decodeSemanticTokens(
-  doc: vscode.TextDocument,
-  data: Uint32Array,
-  types: readonly string[],
-  chosen: ReadonlySet<string>,
-): { start: number; end: number; label: string }[] {
-  const spans: { start: number; end: number; label: string }[] = [];
-  let line = 0;
-  let char = 0;
-  for (let i = 0; i + 4 < data.length; i += 5) {
-    line += data[i];
-    char = data[i] === 0 ? char + data[i + 1] : data[i + 1];
-    const type = types[data[i + 3]];
-    if (!chosen.has(type)) continue;
-    const start = doc.offsetAt(new vscode.Position(line, char));
-    spans.push({ start, end: start + data[i + 2], label: chosen.size === 1 ? type : 'concept' });
+type SemanticRead = { kind: 'noProvider' } | { kind: 'read'; files: number; documents: LabelledDocument[] };
+
+/**
+ * The semantic tokens of the workspace's files of `active`'s language (and of
+ * `active` itself, saved or not), by type. A language server that is still
+ * starting has no legend yet, or gives no tokens: both are waited for, a while.
+ */
+async function readSemanticTokens(
+  active: vscode.TextDocument,
+  cancel: vscode.CancellationToken,
+): Promise<SemanticRead | null> {
+  let deadline = Date.now() + LEGEND_WAIT_MS;
+  const pause = () => new Promise((r) => setTimeout(r, 500));
+  let legend: vscode.SemanticTokensLegend | undefined;
+  for (;;) {
+    legend = await vscode.commands.executeCommand<vscode.SemanticTokensLegend | undefined>(
+      'vscode.provideDocumentSemanticTokensLegend',
+      active.uri,
+    );
+    if (cancel.isCancellationRequested) return null;
+    if (legend && legend.tokenTypes.length > 0) break;
+    if (Date.now() > deadline) return { kind: 'noProvider' };
+    await pause();
   }
-  return spans;
+  deadline = Date.now() + TOKENS_WAIT_MS;
+  const ext = path.extname(active.fileName);
+  const found = ext
+    ? await vscode.workspace.findFiles(`**/*${ext}`, '**/node_modules/**', MAX_SEMANTIC_FILES)
+    : [];
+  const uris = [active.uri, ...found.filter((u) => u.toString() !== active.uri.toString())].slice(
+    0,
+    MAX_SEMANTIC_FILES,
+  );
+  const tokensOf = async (uri: vscode.Uri): Promise<vscode.SemanticTokens | undefined> => {
+    try {
+      return await vscode.commands.executeCommand<vscode.SemanticTokens | undefined>(
+        'vscode.provideDocumentSemanticTokens',
+        uri,
+      );
+    } catch {
+      return undefined; // a provider that fails on one file leaves the others
+    }
+  };
+  // The active file's tokens show when the server is up: wait for them, then read the rest.
+  let first = await tokensOf(active.uri);
+  while (!first && Date.now() < deadline && !cancel.isCancellationRequested) {
+    await pause();
+    first = await tokensOf(active.uri);
+  }
+  const documents: LabelledDocument[] = [];
+  let files = 0;
+  for (const uri of uris) {
+    if (cancel.isCancellationRequested) return null;
+    const doc = uri === active.uri ? active : await vscode.workspace.openTextDocument(uri);
+    if (doc.languageId !== active.languageId) continue;
+    const tokens = uri === active.uri ? first : await tokensOf(uri);
+    files++;
+    if (!tokens) continue;
+    const text = doc.getText();
+    const spans = decodeSemanticTokens(text, tokens.data, legend.tokenTypes);
+    documents.push({ source: vscode.workspace.asRelativePath(uri), text, spans });
+  }
+  return { kind: 'read', files, documents };
 }
 
 /** Hooks to probe: the per-token ones, the residual stream picked. */
