@@ -1,20 +1,14 @@
 /** `loupe patch`, `ablate`, `occlude`, `steer` and `tcav` end to end, and their one-line errors. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/engine/safetensors';
-import { FIXTURES, tempDir } from './helpers';
+import { CLI, CliRun, FIXTURES, runCli, tempDir } from './helpers';
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
 const MODEL = path.join(FIXTURES, 'gpt2');
 
-function loupe(args: string[], cacheDir: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args, '--model', MODEL, '--threads', '1'], {
-    encoding: 'utf8',
-    env: { ...process.env, LOUPE_CACHE_DIR: cacheDir },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+function loupe(args: string[], cacheDir: string): CliRun {
+  return runCli([...args, '--model', MODEL, '--threads', '1'], cacheDir);
 }
 
 describe('loupe causal commands', function () {

@@ -1,21 +1,9 @@
 /** The `loupe` CLI's exact interfaces (other tools parse them) and its error behaviour. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/engine/safetensors';
-import { tempDir, writeByteLevelTokenizer, writeTinyGpt2 } from './helpers';
-
-const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
-
-function loupe(args: string[], cacheDir: string): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    encoding: 'utf8',
-    env: { ...process.env, LOUPE_CACHE_DIR: cacheDir },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+import { CLI, runCli, tempDir, writeByteLevelTokenizer, writeTinyGpt2 } from './helpers';
 
 describe('loupe CLI', function () {
   let dir: string;
@@ -33,7 +21,7 @@ describe('loupe CLI', function () {
   });
 
   it('tokenize --json prints id/text/start/end, BOS first with start = end = 0', () => {
-    const r = loupe(['tokenize', '--model', dir, '--text', textFile, '--json'], cache);
+    const r = runCli(['tokenize', '--model', dir, '--text', textFile, '--json'], cache);
     assert.equal(r.code, 0, r.stderr);
     const tokens = JSON.parse(r.stdout) as { id: number; text: string; start: number; end: number }[];
     assert.deepEqual(Object.keys(tokens[0]), ['id', 'text', 'start', 'end']);
@@ -45,10 +33,10 @@ describe('loupe CLI', function () {
   it('run writes logits and the requested hooks with TransformerLens shapes', () => {
     const out = path.join(dir, 'acts.safetensors');
     const tokens = JSON.parse(
-      loupe(['tokenize', '--model', dir, '--text', textFile, '--json'], cache).stdout,
+      runCli(['tokenize', '--model', dir, '--text', textFile, '--json'], cache).stdout,
     ) as unknown[];
     const T = tokens.length;
-    const r = loupe(
+    const r = runCli(
       [
         'run',
         '--model',
@@ -75,13 +63,13 @@ describe('loupe CLI', function () {
       assert.ok(Math.abs(sum - 1) < 1e-5, 'attention rows sum to one');
       assert.equal(pattern[q * T + T - 1] === 0, q < T - 1, 'no attention to later tokens');
     }
-    const all = loupe(['run', '--model', dir, '--text', textFile, '--hooks', 'all', '--out', out], cache);
+    const all = runCli(['run', '--model', dir, '--text', textFile, '--hooks', 'all', '--out', out], cache);
     assert.equal(all.code, 0, all.stderr);
     assert.equal(SafetensorsFile.open(out).tensors.size, 1 + 2 + 2 * 18 + 2);
   });
 
   it('bench forward --json reports tokens_per_s and the hooks fetched', () => {
-    const r = loupe(
+    const r = runCli(
       ['bench', 'forward', '--model', dir, '--tokens', '16', '--repeat', '2', '--hooks', 'resid', '--json'],
       cache,
     );
@@ -114,7 +102,7 @@ describe('loupe CLI', function () {
       [['bench', 'forward', '--model', dir, '--tokens=-3'], /--tokens must be a positive integer/],
     ];
     for (const [args, pattern] of cases) {
-      const r = loupe(args, cache);
+      const r = runCli(args, cache);
       assert.notEqual(r.code, 0, args.join(' '));
       const lines = r.stderr.trim().split('\n');
       assert.equal(lines.length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);

@@ -1,4 +1,5 @@
 /** Shared test helpers: temporary folders and tiny checkpoints written on the fly. */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -6,6 +7,24 @@ import * as tk from 'tokenizers';
 import { TensorToWrite, writeSafetensors } from '../../src/engine/safetensors';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
+
+/** The built `loupe` command line (the test command builds it before mocha runs). */
+export const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+
+export interface CliRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `loupe ...args` in a child process, its compiled-model cache in `cacheDir`. */
+export function runCli(args: readonly string[], cacheDir: string): CliRun {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, LOUPE_CACHE_DIR: cacheDir },
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
 
 export function tempDir(prefix = 'loupe-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -1,16 +1,13 @@
 /** `loupe lens` and `loupe heads`: their JSON, the engine's numbers behind them, and one-line errors. */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LogitAttribution } from '../../src/engine/lens/directLogitAttribution';
 import { TextSpanResult } from '../../src/engine/lens/headTextDirections';
 import { LensGrid, ModelLenses } from '../../src/engine/lens/lenses';
 import { HookedModel } from '../../src/engine/model';
-import { FIXTURES, tempDir } from './helpers';
+import { CLI, CliRun, FIXTURES, runCli, tempDir } from './helpers';
 
-const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const MODEL = path.join(FIXTURES, 'gpt2');
 
 describe('loupe lens and loupe heads', function () {
@@ -18,13 +15,7 @@ describe('loupe lens and loupe heads', function () {
   let work: string;
   let textFile: string;
   const text = 'The heads read the residual stream and write to it.';
-  const loupe = (args: string[]): { code: number; stdout: string; stderr: string } => {
-    const r = spawnSync(process.execPath, [CLI, ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, LOUPE_CACHE_DIR: cache },
-    });
-    return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-  };
+  const loupe = (args: string[]): CliRun => runCli(args, cache);
   const fails = (args: string[], pattern: RegExp): void => {
     const r = loupe(args);
     assert.equal(r.code, 1, r.stdout);

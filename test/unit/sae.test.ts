@@ -5,7 +5,6 @@
  * reading it back; splicing into a model; the `loupe features` CLI.
  */
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { HookedModel } from '../../src/engine/model';
@@ -15,8 +14,11 @@ import { Sae, SaeParams, saveSae } from '../../src/engine/sae/sae';
 import { attachSae, saeFeatures, spliceSae, topFeatures } from '../../src/engine/sae/splice';
 import { Tensor } from '../../src/engine/tensor';
 import {
+  CLI,
+  CliRun,
   FIXTURES,
   maxAbsDiff,
+  runCli,
   seededRandom,
   tempDir,
   writeByteLevelTokenizer,
@@ -25,8 +27,6 @@ import {
 
 const TOLERANCE = 1e-5;
 const SAE_FIXTURES = path.join(FIXTURES, 'sae');
-const ROOT = path.join(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 
 interface ReferenceCase {
   name: string;
@@ -591,13 +591,7 @@ describe('SAEs', function () {
     let dir: string;
     let saeDir: string;
     let textFile: string;
-    const run = (args: string[]): { code: number; stdout: string; stderr: string } => {
-      const r = spawnSync(process.execPath, [CLI, ...args], {
-        encoding: 'utf8',
-        env: { ...process.env, LOUPE_CACHE_DIR: cacheDir },
-      });
-      return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-    };
+    const run = (args: string[]): CliRun => runCli(args, cacheDir);
 
     before(function () {
       if (!fs.existsSync(CLI)) this.skip(); // built by the test command before mocha runs
