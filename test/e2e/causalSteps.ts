@@ -67,7 +67,7 @@ export async function causalSteps(e: CausalStepsContext): Promise<void> {
   let panelConsole: ReturnType<typeof watchConsole> | null = null;
 
   await step('"Train Probe…" with regex labels shows accuracy by hook', async (p) => {
-    panelConsole = watchConsole(p, /Content Security Policy|Loupe: ignored a malformed message/);
+    panelConsole = watchConsole(p, /Content Security Policy|Loupe results panel/);
     await quickOpen(p, 'tokens.py');
     await startCommand(p, 'Loupe: Train Probe', 'Train Probe…');
     await pickRow(p, 'Regex over tokens');

@@ -13,41 +13,27 @@ import { ref } from 'lit/directives/ref.js';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { ProbeSummary } from '../../shared/causalSchemas';
-import {
-  HostToResults,
-  PatchView,
-  ResultAction,
-  ResultView,
-  ResultsToHost,
-  hostToResults,
-} from '../causalProtocol';
+import { PatchView, ResultAction, ResultView, ResultsToHost, hostToResults } from '../causalProtocol';
 import { HeatGrid, divergingColour, themeColour } from './heatGrid';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './causal.css';
 
-interface VsCodeApi {
-  postMessage(message: ResultsToHost): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
-
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<ResultsToHost>();
 const root = document.getElementById('root')!;
 let view: ResultView | null = null;
 let busy: string | null = null;
 let plot: uPlot | null = null;
 let grids: HeatGrid[] = [];
 
-window.addEventListener('message', (e: MessageEvent<unknown>) => {
-  let message: HostToResults;
-  try {
-    message = hostToResults.parse(e.data);
-  } catch (err) {
-    console.error(`Loupe: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  if (message.type === 'show') view = message.view;
-  else busy = message.message;
-  draw();
-});
+onHostMessage(
+  'results panel',
+  (raw) => hostToResults.parse(raw),
+  (message) => {
+    if (message.type === 'show') view = message.view;
+    else busy = message.message;
+    draw();
+  },
+);
 
 // Canvases cannot follow CSS variables: draw again when the theme changes.
 new MutationObserver(() => draw()).observe(document.body, {

@@ -18,16 +18,10 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import { TemplateResult, html, nothing, render } from 'lit';
 import { FeatureClusterMessage, FeatureMapPoints } from '../../shared/featureSchemas';
-import { DatabaseState, HostToMap, MapToHost, hostToMap } from '../featureProtocol';
+import { DatabaseState, MapToHost, hostToMap } from '../featureProtocol';
 import { databasePane } from '../featureBrowser/databaseState';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './clusterMap.css';
-
-interface VsCodeApi {
-  postMessage(message: MapToHost): void;
-  getState(): unknown;
-  setState(state: UiState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
 
 interface View {
   /** The world point at the canvas's centre. */
@@ -52,7 +46,7 @@ const PAN_STEP_PX = 60;
 const ZOOM_STEP = 1.5;
 const MEMBERS_SHOWN = 60;
 
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<MapToHost, UiState>();
 const root = document.getElementById('root')!;
 
 let ui: UiState = restoreUi(vscode.getState());
@@ -86,45 +80,42 @@ function post(message: MapToHost): void {
   vscode.postMessage(message);
 }
 
-window.addEventListener('message', (event: MessageEvent<unknown>) => {
-  let message: HostToMap;
-  try {
-    message = hostToMap.parse(event.data);
-  } catch (err) {
-    console.error(`Loupe cluster map: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  switch (message.type) {
-    case 'database':
-      database = message.state;
-      if (database.kind !== 'ready') {
-        points = null;
-        clusters = [];
+onHostMessage(
+  'cluster map',
+  (raw) => hostToMap.parse(raw),
+  (message) => {
+    switch (message.type) {
+      case 'database':
+        database = message.state;
+        if (database.kind !== 'ready') {
+          points = null;
+          clusters = [];
+        }
+        break;
+      case 'map': {
+        const first = points === null;
+        points = message.points;
+        clusters = message.clusters;
+        mapError = null;
+        hovered = -1;
+        if (ui.cluster !== null && !clusters.some((c) => c.id === ui.cluster)) saveUi({ cluster: null });
+        draw();
+        if (first && !ui.view) fitTo(allIndices());
+        return;
       }
-      break;
-    case 'map': {
-      const first = points === null;
-      points = message.points;
-      clusters = message.clusters;
-      mapError = null;
-      hovered = -1;
-      if (ui.cluster !== null && !clusters.some((c) => c.id === ui.cluster)) saveUi({ cluster: null });
-      draw();
-      if (first && !ui.view) fitTo(allIndices());
-      return;
+      case 'failed':
+        mapError = message.message;
+        break;
+      case 'focus':
+        saveUi({ feature: message.feature });
+        draw();
+        if (message.cluster !== null) chooseCluster(message.cluster, true);
+        else if (message.feature !== null) centreOn(message.feature);
+        return;
     }
-    case 'failed':
-      mapError = message.message;
-      break;
-    case 'focus':
-      saveUi({ feature: message.feature });
-      draw();
-      if (message.cluster !== null) chooseCluster(message.cluster, true);
-      else if (message.feature !== null) centreOn(message.feature);
-      return;
-  }
-  draw();
-});
+    draw();
+  },
+);
 
 // ---- geometry ----
 

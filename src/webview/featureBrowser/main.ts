@@ -26,17 +26,11 @@ import {
   FeatureSummaryMessage,
   featureSort,
 } from '../../shared/featureSchemas';
-import { BrowserToHost, DatabaseState, HostToBrowser, hostToBrowser } from '../featureProtocol';
+import { BrowserToHost, DatabaseState, hostToBrowser } from '../featureProtocol';
 import { databasePane } from './databaseState';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './featureBrowser.css';
 import { HistogramChart, formatAct } from './histogram';
-
-interface VsCodeApi {
-  postMessage(message: BrowserToHost): void;
-  getState(): unknown;
-  setState(state: UiState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
 
 /** Saved UI state; bump `schema` when its shape changes (an older one is then ignored). */
 interface UiState {
@@ -66,7 +60,7 @@ const SORTS: readonly { value: FeatureSort; label: string }[] = [
   { value: 'relevance', label: 'Best match' },
 ];
 
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<BrowserToHost, UiState>();
 const root = document.getElementById('root')!;
 
 let ui: UiState = restoreUi(vscode.getState());
@@ -146,74 +140,71 @@ function requestDashboard(feature: number): void {
 
 const pending = (): boolean => listRequest !== 0 || dashboardRequest !== 0;
 
-window.addEventListener('message', (event: MessageEvent<unknown>) => {
-  let message: HostToBrowser;
-  try {
-    message = hostToBrowser.parse(event.data);
-  } catch (err) {
-    console.error(`Loupe feature browser: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  switch (message.type) {
-    case 'database': {
-      const before = database?.kind === 'ready' ? database.info : null;
-      database = message.state;
-      const now = database.kind === 'ready' ? database.info : null;
-      if (!now) {
-        list = null;
-        dashboard = null;
-        listRequest = dashboardRequest = 0;
-      } else if (!before || before.dir !== now.dir || before.createdAt !== now.createdAt) {
-        // Another database (or the same one rebuilt): everything shown is asked for again.
-        requestList();
-        if (ui.feature !== null) requestDashboard(ui.feature);
+onHostMessage(
+  'feature browser',
+  (raw) => hostToBrowser.parse(raw),
+  (message) => {
+    switch (message.type) {
+      case 'database': {
+        const before = database?.kind === 'ready' ? database.info : null;
+        database = message.state;
+        const now = database.kind === 'ready' ? database.info : null;
+        if (!now) {
+          list = null;
+          dashboard = null;
+          listRequest = dashboardRequest = 0;
+        } else if (!before || before.dir !== now.dir || before.createdAt !== now.createdAt) {
+          // Another database (or the same one rebuilt): everything shown is asked for again.
+          requestList();
+          if (ui.feature !== null) requestDashboard(ui.feature);
+        }
+        break;
       }
-      break;
-    }
-    case 'list':
-      if (message.id !== listRequest) return;
-      listRequest = 0;
-      if (message.offset === 0 || !list) {
-        list = { total: message.total, features: message.features };
-        active = list.features.findIndex((f) => f.index === ui.feature);
-      } else {
-        list = { total: message.total, features: [...list.features, ...message.features] };
-      }
-      // Nothing chosen yet: show the first feature rather than an empty page.
-      if (ui.feature === null && list.features.length > 0 && database?.kind === 'ready') {
-        requestDashboard(list.features[0].index);
-        active = 0;
-      }
-      break;
-    case 'dashboard':
-      if (message.id !== dashboardRequest) return;
-      dashboardRequest = 0;
-      dashboard = { dashboard: message.dashboard, similar: message.similar, cluster: message.cluster };
-      notice = null; // it was about the feature shown before
-      post({ type: 'showing', feature: message.dashboard.index, label: message.dashboard.label.text });
-      break;
-    case 'failed':
-      if (message.id === listRequest) {
+      case 'list':
+        if (message.id !== listRequest) return;
         listRequest = 0;
-        listError = message.message;
-      } else if (message.id === dashboardRequest) {
+        if (message.offset === 0 || !list) {
+          list = { total: message.total, features: message.features };
+          active = list.features.findIndex((f) => f.index === ui.feature);
+        } else {
+          list = { total: message.total, features: [...list.features, ...message.features] };
+        }
+        // Nothing chosen yet: show the first feature rather than an empty page.
+        if (ui.feature === null && list.features.length > 0 && database?.kind === 'ready') {
+          requestDashboard(list.features[0].index);
+          active = 0;
+        }
+        break;
+      case 'dashboard':
+        if (message.id !== dashboardRequest) return;
         dashboardRequest = 0;
-        dashboardError = message.message;
-        dashboard = null;
-      } else return;
-      break;
-    case 'select':
-      notice = null;
-      if (database?.kind === 'ready') requestDashboard(message.feature);
-      else saveUi({ feature: message.feature, scroll: 0 });
-      active = list?.features.findIndex((f) => f.index === message.feature) ?? -1;
-      break;
-    case 'notice':
-      notice = { message: message.message, level: message.level };
-      break;
-  }
-  draw();
-});
+        dashboard = { dashboard: message.dashboard, similar: message.similar, cluster: message.cluster };
+        notice = null; // it was about the feature shown before
+        post({ type: 'showing', feature: message.dashboard.index, label: message.dashboard.label.text });
+        break;
+      case 'failed':
+        if (message.id === listRequest) {
+          listRequest = 0;
+          listError = message.message;
+        } else if (message.id === dashboardRequest) {
+          dashboardRequest = 0;
+          dashboardError = message.message;
+          dashboard = null;
+        } else return;
+        break;
+      case 'select':
+        notice = null;
+        if (database?.kind === 'ready') requestDashboard(message.feature);
+        else saveUi({ feature: message.feature, scroll: 0 });
+        active = list?.features.findIndex((f) => f.index === message.feature) ?? -1;
+        break;
+      case 'notice':
+        notice = { message: message.message, level: message.level };
+        break;
+    }
+    draw();
+  },
+);
 
 // ---- formatting ----
 

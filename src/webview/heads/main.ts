@@ -13,15 +13,9 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { TemplateResult, html, nothing, render } from 'lit';
-import { AttributionData, DirectionsState, HeadsToHost, HostToHeads, hostToHeads } from '../lensProtocol';
+import { AttributionData, DirectionsState, HeadsToHost, hostToHeads } from '../lensProtocol';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './heads.css';
-
-interface VsCodeApi {
-  postMessage(message: HeadsToHost): void;
-  getState(): unknown;
-  setState(state: UiState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
 
 interface UiState {
   readonly schema: 1;
@@ -34,7 +28,7 @@ interface UiState {
 
 const LEVELS = 8;
 
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<HeadsToHost, UiState>();
 const root = document.getElementById('root')!;
 
 let ui: UiState = restoreUi(vscode.getState());
@@ -73,46 +67,43 @@ function post(message: HeadsToHost): void {
   vscode.postMessage(message);
 }
 
-window.addEventListener('message', (event: MessageEvent<unknown>) => {
-  let message: HostToHeads;
-  try {
-    message = hostToHeads.parse(event.data);
-  } catch (err) {
-    console.error(`Loupe heads panel: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  switch (message.type) {
-    case 'model':
-      model =
-        message.name === null
-          ? null
-          : { name: message.name, nLayers: message.nLayers, nHeads: message.nHeads };
-      if (model && ui.focus && (ui.focus.layer >= model.nLayers || ui.focus.head >= model.nHeads)) {
-        saveUi({ focus: null });
-      }
-      break;
-    case 'attribution':
-      attribution = message.data;
-      attributionNote = null;
-      attributionBusy = false;
-      break;
-    case 'attributionProblem':
-      attributionNote = message.message;
-      attributionBusy = false;
-      break;
-    case 'attributionBusy':
-      attributionBusy = true;
-      break;
-    case 'directions':
-      directions = message.state;
-      if (directions.kind === 'ready' && !ui.directions) saveUi({ directions: true });
-      break;
-    case 'attention':
-      shown = { layer: message.layer, head: message.head };
-      break;
-  }
-  draw();
-});
+onHostMessage(
+  'heads panel',
+  (raw) => hostToHeads.parse(raw),
+  (message) => {
+    switch (message.type) {
+      case 'model':
+        model =
+          message.name === null
+            ? null
+            : { name: message.name, nLayers: message.nLayers, nHeads: message.nHeads };
+        if (model && ui.focus && (ui.focus.layer >= model.nLayers || ui.focus.head >= model.nHeads)) {
+          saveUi({ focus: null });
+        }
+        break;
+      case 'attribution':
+        attribution = message.data;
+        attributionNote = null;
+        attributionBusy = false;
+        break;
+      case 'attributionProblem':
+        attributionNote = message.message;
+        attributionBusy = false;
+        break;
+      case 'attributionBusy':
+        attributionBusy = true;
+        break;
+      case 'directions':
+        directions = message.state;
+        if (directions.kind === 'ready' && !ui.directions) saveUi({ directions: true });
+        break;
+      case 'attention':
+        shown = { layer: message.layer, head: message.head };
+        break;
+    }
+    draw();
+  },
+);
 
 // ---- formatting ----
 

@@ -20,14 +20,8 @@ import {
   InspectorToHost,
   hostToInspector,
 } from '../protocol';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './inspector.css';
-
-interface VsCodeApi {
-  postMessage(message: InspectorToHost): void;
-  getState(): unknown;
-  setState(state: UiState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
 
 /** Saved UI state; bump `schema` when its shape changes (an older one is then ignored). */
 interface UiState {
@@ -40,7 +34,7 @@ type Section = 'features' | 'predictions' | 'heatMap';
 /** Features listed before "Show more". */
 const FEATURES_FIRST = 8;
 
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<InspectorToHost, UiState>();
 const root = document.getElementById('root')!;
 
 let ui: UiState = restoreUi(vscode.getState());
@@ -66,31 +60,28 @@ function post(message: InspectorToHost): void {
   vscode.postMessage(message);
 }
 
-window.addEventListener('message', (event: MessageEvent<unknown>) => {
-  let message: HostToInspector;
-  try {
-    message = hostToInspector.parse(event.data);
-  } catch (err) {
-    console.error(`Loupe inspector: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  switch (message.type) {
-    case 'engine':
-      engine = message;
-      break;
-    case 'token':
-      token = message.token;
-      break;
-    case 'noToken':
-      token = null;
-      noTokenReason = message.reason;
-      break;
-    case 'heatMap':
-      legend = message.legend;
-      break;
-  }
-  draw();
-});
+onHostMessage(
+  'inspector',
+  (raw) => hostToInspector.parse(raw),
+  (message) => {
+    switch (message.type) {
+      case 'engine':
+        engine = message;
+        break;
+      case 'token':
+        token = message.token;
+        break;
+      case 'noToken':
+        token = null;
+        noTokenReason = message.reason;
+        break;
+      case 'heatMap':
+        legend = message.legend;
+        break;
+    }
+    draw();
+  },
+);
 
 /** Spaces, tabs and line breaks made visible, as tokenizer viewers show them. */
 function visible(text: string): string {

@@ -19,7 +19,6 @@ import '@vscode-elements/elements/dist/vscode-progress-bar/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import { TemplateResult, html, nothing, render } from 'lit';
 import {
-  HostToLensGrid,
   LensAction,
   LensChoice,
   LensGridData,
@@ -27,14 +26,8 @@ import {
   hostToLensGrid,
   lensChoice,
 } from '../lensProtocol';
+import { onHostMessage, vsCodeApi } from '../shared/host';
 import './lensGrid.css';
-
-interface VsCodeApi {
-  postMessage(message: LensGridToHost): void;
-  getState(): unknown;
-  setState(state: UiState): void;
-}
-declare function acquireVsCodeApi(): VsCodeApi;
 
 type Colouring = 'prob' | 'rank';
 
@@ -66,7 +59,7 @@ const RANK_BINS: readonly { max: number; label: string }[] = [
   { max: Infinity, label: '>1k' },
 ];
 
-const vscode = acquireVsCodeApi();
+const vscode = vsCodeApi<LensGridToHost, UiState>();
 const root = document.getElementById('root')!;
 root.innerHTML = '<div class="top"></div><div class="grid-box"></div><div class="detail"></div>';
 const topBox = root.querySelector<HTMLElement>('.top')!;
@@ -111,40 +104,37 @@ function post(message: LensGridToHost): void {
   vscode.postMessage(message);
 }
 
-window.addEventListener('message', (event: MessageEvent<unknown>) => {
-  let message: HostToLensGrid;
-  try {
-    message = hostToLensGrid.parse(event.data);
-  } catch (err) {
-    console.error(`Loupe lens grid: ignored a malformed message: ${(err as Error).message}`);
-    return;
-  }
-  switch (message.type) {
-    case 'grid':
-      busy = null;
-      problem = null;
-      data = message.data;
-      active = restoreActive(data);
-      drawGrid();
-      break;
-    case 'busy':
-      busy = message.message;
-      problem = null;
-      break;
-    case 'problem':
-      busy = null;
-      problem = { message: message.message, actions: message.actions };
-      data = null;
-      active = null;
-      drawGrid();
-      break;
-    case 'lens':
-      saveUi({ lens: message.lens });
-      break;
-  }
-  drawTop();
-  drawDetail();
-});
+onHostMessage(
+  'lens grid',
+  (raw) => hostToLensGrid.parse(raw),
+  (message) => {
+    switch (message.type) {
+      case 'grid':
+        busy = null;
+        problem = null;
+        data = message.data;
+        active = restoreActive(data);
+        drawGrid();
+        break;
+      case 'busy':
+        busy = message.message;
+        problem = null;
+        break;
+      case 'problem':
+        busy = null;
+        problem = { message: message.message, actions: message.actions };
+        data = null;
+        active = null;
+        drawGrid();
+        break;
+      case 'lens':
+        saveUi({ lens: message.lens });
+        break;
+    }
+    drawTop();
+    drawDetail();
+  },
+);
 
 /** The saved cell, if the new grid has its layer and token. */
 function restoreActive(d: LensGridData): { row: number; col: number } | null {
