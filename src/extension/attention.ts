@@ -14,7 +14,7 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { HEAT_LEVELS, toRange } from './decorations';
+import { HEAT_LEVELS, heatDecorationTypes, heatRamp, isHighContrast, toRange } from './decorations';
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { LensEditor } from './lensEditor';
@@ -41,10 +41,7 @@ export function attentionColors(kind: vscode.ColorThemeKind): { levels: string[]
           ? ['0, 200, 255', 0.25, 0.7]
           : ['60, 160, 255', 0.16, 0.58];
   return {
-    levels: Array.from(
-      { length: HEAT_LEVELS },
-      (_, i) => `rgba(${rgb}, ${(lo + ((hi - lo) * i) / (HEAT_LEVELS - 1)).toFixed(3)})`,
-    ),
+    levels: heatRamp(rgb, lo, hi),
     solid: `rgb(${rgb})`,
   };
 }
@@ -237,25 +234,8 @@ export class AttentionInEditor implements vscode.Disposable {
     for (const t of this.levels) t.dispose();
     this.query?.dispose();
     const kind = vscode.window.activeColorTheme.kind;
-    const highContrast =
-      kind === vscode.ColorThemeKind.HighContrast || kind === vscode.ColorThemeKind.HighContrastLight;
     const { levels, solid } = attentionColors(kind);
-    this.levels = levels.map((backgroundColor, k) =>
-      vscode.window.createTextEditorDecorationType({
-        backgroundColor,
-        // The stronger half shows in the scroll bar.
-        overviewRulerColor: k + 1 > HEAT_LEVELS / 2 ? levels[HEAT_LEVELS - 1] : undefined,
-        overviewRulerLane: vscode.OverviewRulerLane.Left,
-        ...(highContrast && k + 1 > HEAT_LEVELS / 2
-          ? {
-              outlineColor: new vscode.ThemeColor('contrastActiveBorder'),
-              outlineStyle: 'dotted',
-              outlineWidth: '1px',
-            }
-          : {}),
-        rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
-      }),
-    );
+    this.levels = heatDecorationTypes(levels, vscode.OverviewRulerLane.Left, isHighContrast(kind));
     this.query = vscode.window.createTextEditorDecorationType({
       borderColor: solid,
       borderStyle: 'solid',

@@ -8,7 +8,7 @@
  * were computed on.
  */
 import * as vscode from 'vscode';
-import { HEAT_LEVELS, heatColors, heatLevel } from './decorations';
+import { HEAT_LEVELS, heatColors, heatDecorationTypes, heatLevel, heatRamp } from './decorations';
 
 export interface ScoreMap {
   readonly document: vscode.TextDocument;
@@ -35,10 +35,7 @@ function coolColors(kind: vscode.ColorThemeKind): string[] {
     kind === vscode.ColorThemeKind.Light || kind === vscode.ColorThemeKind.HighContrastLight
       ? ['0, 102, 204', 0.12, 0.55]
       : ['64, 156, 255', 0.18, 0.65];
-  return Array.from(
-    { length: HEAT_LEVELS },
-    (_, i) => `rgba(${rgb}, ${(lo + ((hi - lo) * i) / (HEAT_LEVELS - 1)).toFixed(3)})`,
-  );
+  return heatRamp(rgb, lo, hi);
 }
 
 export class ScoreHeatMap implements vscode.Disposable {
@@ -139,15 +136,7 @@ export class ScoreHeatMap implements vscode.Disposable {
   private build(): void {
     for (const t of [...this.warm, ...this.cool]) t.dispose();
     const kind = vscode.window.activeColorTheme.kind;
-    const make = (colors: string[]) =>
-      colors.map((backgroundColor, k) =>
-        vscode.window.createTextEditorDecorationType({
-          backgroundColor,
-          overviewRulerColor: k + 1 > HEAT_LEVELS / 2 ? colors[HEAT_LEVELS - 1] : undefined,
-          overviewRulerLane: vscode.OverviewRulerLane.Center,
-          rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
-        }),
-      );
+    const make = (colors: string[]) => heatDecorationTypes(colors, vscode.OverviewRulerLane.Center, false);
     this.warm = make(heatColors(kind));
     this.cool = make(coolColors(kind));
   }

@@ -58,6 +58,11 @@ export function heatColors(kind: vscode.ColorThemeKind): string[] {
         : kind === vscode.ColorThemeKind.HighContrast
           ? ['255, 196, 0', 0.25, 0.75]
           : ['255, 149, 20', 0.16, 0.62];
+  return heatRamp(rgb, lo, hi);
+}
+
+/** HEAT_LEVELS tints of one colour (an `r, g, b` triplet), from opacity `lo` to `hi`. */
+export function heatRamp(rgb: string, lo: number, hi: number): string[] {
   return Array.from(
     { length: HEAT_LEVELS },
     (_, i) => `rgba(${rgb}, ${(lo + ((hi - lo) * i) / (HEAT_LEVELS - 1)).toFixed(3)})`,
@@ -156,25 +161,39 @@ export class TokenDecorations implements vscode.Disposable {
   private buildHeat(): void {
     for (const t of this.heat) t.dispose();
     const kind = vscode.window.activeColorTheme.kind;
-    const highContrast =
-      kind === vscode.ColorThemeKind.HighContrast || kind === vscode.ColorThemeKind.HighContrastLight;
-    const colors = heatColors(kind);
-    this.heat = colors.map((backgroundColor, k) =>
-      vscode.window.createTextEditorDecorationType({
-        backgroundColor,
-        // The stronger half shows in the scroll bar, so occurrences can be found at a glance.
-        overviewRulerColor: k + 1 > HEAT_LEVELS / 2 ? colors[HEAT_LEVELS - 1] : undefined,
-        overviewRulerLane: vscode.OverviewRulerLane.Center,
-        // High-contrast themes outline the strongest tokens too, for when a tint is not enough.
-        ...(highContrast && k + 1 > HEAT_LEVELS / 2
-          ? {
-              outlineColor: new vscode.ThemeColor('contrastActiveBorder'),
-              outlineStyle: 'dotted',
-              outlineWidth: '1px',
-            }
-          : {}),
-        rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
-      }),
-    );
+    this.heat = heatDecorationTypes(heatColors(kind), vscode.OverviewRulerLane.Center, isHighContrast(kind));
   }
+}
+
+export function isHighContrast(kind: vscode.ColorThemeKind): boolean {
+  return kind === vscode.ColorThemeKind.HighContrast || kind === vscode.ColorThemeKind.HighContrastLight;
+}
+
+/**
+ * One decoration type per heat level, weakest first: the stronger half also
+ * marks the scroll bar in `lane` (so where it fires can be found at a glance)
+ * and, with `outline`, is outlined too, for high-contrast themes where a tint
+ * is not enough.
+ */
+export function heatDecorationTypes(
+  colors: readonly string[],
+  lane: vscode.OverviewRulerLane,
+  outline: boolean,
+): vscode.TextEditorDecorationType[] {
+  return colors.map((backgroundColor, k) => {
+    const strong = k + 1 > HEAT_LEVELS / 2;
+    return vscode.window.createTextEditorDecorationType({
+      backgroundColor,
+      overviewRulerColor: strong ? colors[HEAT_LEVELS - 1] : undefined,
+      overviewRulerLane: lane,
+      ...(outline && strong
+        ? {
+            outlineColor: new vscode.ThemeColor('contrastActiveBorder'),
+            outlineStyle: 'dotted',
+            outlineWidth: '1px',
+          }
+        : {}),
+      rangeBehavior: vscode.DecorationRangeBehavior.ClosedClosed,
+    });
+  });
 }
