@@ -150,23 +150,35 @@ async function* fileLines(
   maxBytes: number,
 ): AsyncGenerator<{ readonly line: string; readonly number: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: false });
-  let pending = '';
+  // The start of the current line, in pieces: joined once, when its end comes (a long line costs its length).
+  let head: string[] = [];
+  let headLength = 0;
   let number = 0;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: PIECE_BYTES })) {
-    pending += decoder.decode(chunk as Buffer, { stream: true });
+  const take = (text: string): { readonly line: string; readonly number: number }[] => {
+    const lines = [];
     let start = 0;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n', start)) {
-      yield { line: pending.slice(start, nl).replace(/\r$/, ''), number: ++number };
+    for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+      const line = head.join('') + text.slice(start, nl);
+      head = [];
+      headLength = 0;
+      lines.push({ line: line.endsWith('\r') ? line.slice(0, -1) : line, number: ++number });
       start = nl + 1;
     }
-    pending = pending.slice(start);
-    if (pending.length > maxBytes)
+    if (start < text.length) {
+      head.push(text.slice(start));
+      headLength += text.length - start;
+    }
+    if (headLength > maxBytes)
       throw new LoupeError(
         `${file}:${number + 1}: the line is longer than ${formatBytes(maxBytes)}; split it`,
       );
+    return lines;
+  };
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: PIECE_BYTES })) {
+    yield* take(decoder.decode(chunk as Buffer, { stream: true }));
   }
-  pending += decoder.decode();
-  if (pending.length > 0) yield { line: pending, number: number + 1 };
+  yield* take(decoder.decode());
+  if (headLength > 0) yield { line: head.join(''), number: number + 1 };
 }
 
 function listTextFiles(dir: string): string[] {

@@ -61,7 +61,20 @@ function fingerprint(p: string): string {
   }
   // Never read a pipe or a device: that could block or consume what the case set up.
   if (!st.isFile()) return `special ${st.mode}`;
-  return `file ${st.size} ${crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex')}`;
+  return `file ${st.size} ${fileHash(p)}`;
+}
+
+/** A file's SHA-256, read a piece at a time (a case's file may be a sparse one of gigabytes). */
+function fileHash(file: string): string {
+  const hash = crypto.createHash('sha256');
+  const buf = Buffer.alloc(1024 * 1024);
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (let n = fs.readSync(fd, buf); n > 0; n = fs.readSync(fd, buf)) hash.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 function untouchedPaths(c: FuzzCase, dir: string): Map<string, string> {
