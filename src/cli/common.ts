@@ -232,10 +232,11 @@ export async function openModel(flags: { model?: string; threads?: string }): Pr
 // Texts
 
 /**
- * The largest text read whole (`tokenize`, example lists): its tokens, as
- * objects with spans, take some thirty times its size in memory.
+ * The largest text read whole (`tokenize`, example lists, `probe --apply`):
+ * its tokens, as objects with spans, take some 300 times its size in memory
+ * (a 4 MB text, 1.2 GB).
  */
-export const MAX_TEXT_BYTES = 16 * 1024 * 1024;
+export const MAX_TEXT_BYTES = 4 * 1024 * 1024;
 
 /** A UTF-8 text file as VS Code shows it (no byte-order mark), of at most MAX_TEXT_BYTES. */
 export function readTextFile(file: string | undefined, flag = '--text'): string {

@@ -113,7 +113,7 @@ export const cases: FuzzCase[] = [
     ['tokenize'],
     (dir) => sparseFile(dir, 'huge.txt', 3 * GiB, 'def f():\n'),
     {
-      error: /huge\.txt: text is 3\.0 GiB, more than the 16\.0 MiB Loupe reads; select a part of it/,
+      error: /huge\.txt: text is 3\.0 GiB, more than the 4\.0 MiB Loupe reads; select a part of it/,
     },
     { maxRssMiB: 200 },
   ),
