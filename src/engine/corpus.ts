@@ -79,7 +79,7 @@ async function* corpusDocuments(source: string): AsyncGenerator<CorpusDocument> 
   }
   regularFileSize(source, 'corpus file'); // a pipe or a device is refused, not waited on
   if (source.endsWith('.jsonl')) {
-    for await (const { line, number } of fileLines(source, MAX_JSONL_LINE_BYTES)) {
+    for await (const { line, number } of jsonlLines(source, 'corpus file')) {
       const where = `${source}:${number}`;
       if (line.trim().length === 0) continue;
       let value: unknown;
@@ -142,6 +142,18 @@ function countLineBreaks(text: string): number {
   let n = 0;
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
   return n;
+}
+
+/**
+ * The lines of a .jsonl file the user gave (a corpus, a labelled dataset),
+ * numbered from 1: a pipe is refused, a line longer than 64 MiB too.
+ */
+export function jsonlLines(
+  file: string,
+  what: string,
+): AsyncGenerator<{ readonly line: string; readonly number: number }> {
+  regularFileSize(file, what);
+  return fileLines(file, MAX_JSONL_LINE_BYTES);
 }
 
 /** The lines of a file with their numbers, refusing one longer than maxBytes before it fills the memory. */

@@ -213,6 +213,20 @@ export const cases: FuzzCase[] = [
     error: /loop\.txt: corpus is a symbolic link that loops/,
   }),
   {
+    name: 'corpus/dataset-fifo',
+    area: 'corpus',
+    setup: (dir) => ['probe', '--dataset', fifo(dir, 'labels.jsonl')],
+    expect: { error: /labels\.jsonl: dataset is not a regular file/ },
+    timeoutMs: 10_000,
+  },
+  {
+    name: 'corpus/dataset-null-line',
+    area: 'corpus',
+    setup: (dir) => ['probe', '--dataset', jsonl(['{"text": "a", "label": 1}', 'null'])(dir)],
+    expect: { error: /c\.jsonl:2: not a JSON object$/ },
+    untouched: ['c.jsonl'],
+  },
+  {
     name: 'corpus/mean-corpus-empty',
     area: 'corpus',
     setup: (dir) => [
