@@ -78,7 +78,8 @@ commands:
 ${Object.values(COMMANDS)
   .map((c) => `  ${c.usage}\n`)
   .join('')}
---model defaults to the bundled default model. --threads N sets onnxruntime's threads.`;
+--model defaults to the bundled default model. --threads N sets onnxruntime's threads (up to 4 per core; 0: one
+per core). Negative numbers go as --position -1 or --position=-1.`;
 
 interface Flags {
   model?: string;

@@ -12,9 +12,11 @@ import {
   positionInt,
   positiveInt,
   positiveNumber,
+  readContextText,
   seedInt,
   threadsOption,
 } from '../../src/cli/common';
+import type { HookedModel } from '../../src/engine/model';
 import { failureLine } from '../../src/cli/exit';
 import { tempDir } from './helpers';
 
@@ -121,5 +123,30 @@ describe('CLI failures', () => {
       failureLine(new RangeError('Array buffer allocation failed')).line,
       /^not enough memory for this work/,
     );
+  });
+});
+
+describe('CLI texts for one pass of the model', () => {
+  // A context of 2 tokens whose longest token stands for 2 characters: at most 2 × 2 × 2 bytes
+  // (twice over for normalizers) and a byte-order mark, 11 bytes, can fit.
+  const model = {
+    spec: { nCtx: 2 },
+    tokenizer: { vocabSize: 3, idToToken: (id: number) => ['a', 'bc', null][id] },
+  } as unknown as HookedModel;
+
+  it('refuses a text certainly longer than the context before reading it, with the tokens it needs', () => {
+    const file = path.join(tempDir(), 'long.txt');
+    fs.writeFileSync(file, 'é'.repeat(20)); // 40 bytes: at least ⌈37 / 4⌉ = 10 tokens
+    refuses(
+      () => readContextText(model, file, '--text', 'refuse'),
+      /long\.txt: the text is 40 bytes, at least 10 tokens, longer than the model's context of 2; select a part of it$/,
+    );
+    assert.equal(readContextText(model, file, '--text', 'start'), 'é'.repeat(5)); // 11 bytes: a cut é left out
+  });
+
+  it('reads a text that may fit whole, without its byte-order mark', () => {
+    const file = path.join(tempDir(), 'short.txt');
+    fs.writeFileSync(file, '\uFEFFabcd');
+    assert.equal(readContextText(model, file, '--text', 'refuse'), 'abcd');
   });
 });
