@@ -6,9 +6,12 @@
  * `loupe: warning:` lines) that matches, and that line must not read
  * "internal error", carry a stack frame or print NaN; a case that expects a
  * result must exit 0, pass its check and print no NaN. The `untouched` paths
- * must be byte-identical afterwards. LOUPE_FUZZ_ONLY=TEXT keeps the cases
- * whose name contains TEXT. Timings and peak memory of the last run are
- * written to `.cache/fuzz/results.json`.
+ * must be byte-identical afterwards (the case's compiled-model cache,
+ * LOUPE_CACHE_DIR = `<case folder>/.loupe-cache`, which a cache case may write
+ * in its setup, left out). The CLI runs in the case's folder with stdin
+ * closed. LOUPE_FUZZ_ONLY=TEXT keeps the cases whose name contains TEXT.
+ * Timings and peak memory of the last run are written to
+ * `.cache/fuzz/results.json`.
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
