@@ -2,13 +2,12 @@
  * The `loupe` command line: the engine without VS Code. Every command prints
  * its result on stdout; on bad input it exits non-zero with one line on stderr.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { LoupeError, errorMessage } from '../engine/errors';
 import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
+import { checkOutputFile } from '../engine/safeWrite';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
@@ -213,6 +212,7 @@ function parseHooks(value: string | undefined): HookSelection {
 
 async function run(flags: Flags): Promise<void> {
   if (!flags.out) throw new LoupeError('--out FILE.safetensors is required');
+  checkOutputFile(flags.out, 'safetensors');
   const text = readText(flags);
   const model = await openModel(flags);
   try {
@@ -223,7 +223,6 @@ async function run(flags: Flags): Promise<void> {
     const out = new Map<string, TensorToWrite>();
     out.set('logits', { dtype: 'F32', shape: result.logits.dims, data: result.logits.data });
     for (const [name, t] of result.hooks) out.set(name, { dtype: 'F32', shape: t.dims, data: t.data });
-    fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
     writeSafetensors(flags.out, out, {
       model: model.checkpoint.dir,
       tokens: JSON.stringify(tokens.map((t) => t.id)),
