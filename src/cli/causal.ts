@@ -26,6 +26,7 @@ import { featureDirection, steer, unitDirection } from '../engine/causal/steerin
 import { runTcav } from '../engine/causal/tcav';
 import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
 import { numberOption } from './probe';
+import { interruptible } from './interrupt';
 
 function modelFlags(values: OptionValues): { model?: string; threads?: string } {
   return { model: stringOption(values, 'model'), threads: stringOption(values, 'threads') };
@@ -89,15 +90,13 @@ async function withModel(
   body: (model: HookedModel, signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const model = await openModel(modelFlags(values));
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  try {
-    await body(model, controller.signal);
-  } finally {
-    process.off('SIGINT', onSignal);
-    await model.dispose();
-  }
+  await interruptible('cancelled', async (signal) => {
+    try {
+      await body(model, signal);
+    } finally {
+      await model.dispose();
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import { PoolSpec } from '../engine/lens/textPool';
 import { resolveToken } from '../engine/lens/tokens';
 import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
 import { textTokens, threadsOf } from './lens';
+import { interruptible } from './interrupt';
 
 export const headsCommand: CliCommand = {
   usage: `heads --text FILE --position P [--target TOKEN] [--versus TOKEN] [--top K] [--json] [--no-bos]
@@ -192,60 +193,56 @@ async function directions(values: OptionValues): Promise<void> {
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
   });
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    if (layer !== undefined) checkBlock(model.spec, layer);
-    if (head !== undefined) checkHead(model.spec.nHeads, head);
-    let windows: number[][] | null;
-    if (corpus !== undefined) {
-      windows = await corpusWindows(model, corpus, {
-        maxTokens: intOption(values, 'tokens'),
-        contextSize: intOption(values, 'context'),
-        signal: controller.signal,
-      });
-    } else {
-      windows = heldoutSampleWindows(model.checkpoint.dir);
-      if (windows === null) {
-        throw new LoupeError(
-          `--corpus PATH is required: ${model.checkpoint.dir} has no heldout-sample.json to read`,
-        );
+  await interruptible('cancelled; nothing was cached', async (signal) => {
+    try {
+      if (layer !== undefined) checkBlock(model.spec, layer);
+      if (head !== undefined) checkHead(model.spec.nHeads, head);
+      let windows: number[][] | null;
+      if (corpus !== undefined) {
+        windows = await corpusWindows(model, corpus, {
+          maxTokens: intOption(values, 'tokens'),
+          contextSize: intOption(values, 'context'),
+          signal,
+        });
+      } else {
+        windows = heldoutSampleWindows(model.checkpoint.dir);
+        if (windows === null) {
+          throw new LoupeError(
+            `--corpus PATH is required: ${model.checkpoint.dir} has no heldout-sample.json to read`,
+          );
+        }
       }
+      let lastStage = '';
+      const result = await headTextDirections(model, {
+        windows,
+        pool,
+        steps: intOption(values, 'steps'),
+        rank: intOption(values, 'rank'),
+        cache: values['no-cache'] !== true,
+        threads: threadsOf(values),
+        signal,
+        onProgress: (p: TextSpanProgress) => {
+          const line = `${p.stage === 'collect' ? 'reading the corpus (windows)' : 'choosing directions (heads)'}: ${p.done}/${p.total}`;
+          if (process.stderr.isTTY) {
+            if (p.stage !== lastStage && lastStage !== '') process.stderr.write('\n');
+            process.stderr.write(`\r${line}  `);
+          } else if (p.done === p.total) process.stderr.write(`${line}\n`);
+          lastStage = p.stage;
+        },
+      });
+      if (process.stderr.isTTY && lastStage !== '') process.stderr.write('\n');
+      const heads = result.heads.filter(
+        (h) => (layer === undefined || h.layer === layer) && (head === undefined || h.head === head),
+      );
+      if (values.json === true) {
+        process.stdout.write(`${JSON.stringify({ ...result, heads })}\n`);
+        return;
+      }
+      process.stdout.write(renderDirections({ ...result, heads }));
+    } finally {
+      await model.dispose();
     }
-    let lastStage = '';
-    const result = await headTextDirections(model, {
-      windows,
-      pool,
-      steps: intOption(values, 'steps'),
-      rank: intOption(values, 'rank'),
-      cache: values['no-cache'] !== true,
-      threads: threadsOf(values),
-      signal: controller.signal,
-      onProgress: (p: TextSpanProgress) => {
-        const line = `${p.stage === 'collect' ? 'reading the corpus (windows)' : 'choosing directions (heads)'}: ${p.done}/${p.total}`;
-        if (process.stderr.isTTY) {
-          if (p.stage !== lastStage && lastStage !== '') process.stderr.write('\n');
-          process.stderr.write(`\r${line}  `);
-        } else if (p.done === p.total) process.stderr.write(`${line}\n`);
-        lastStage = p.stage;
-      },
-    });
-    if (process.stderr.isTTY && lastStage !== '') process.stderr.write('\n');
-    const heads = result.heads.filter(
-      (h) => (layer === undefined || h.layer === layer) && (head === undefined || h.head === head),
-    );
-    if (values.json === true) {
-      process.stdout.write(`${JSON.stringify({ ...result, heads })}\n`);
-      return;
-    }
-    process.stdout.write(renderDirections({ ...result, heads }));
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await model.dispose();
-  }
+  });
 }
 
 function renderDirections(r: TextSpanResult): string {

@@ -10,6 +10,7 @@ import { TunedLensProgress, trainTunedLens } from '../engine/lens/tunedLensTrain
 import { HookedModel } from '../engine/model';
 import { Token } from '../engine/tokenizer';
 import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
+import { interruptible } from './interrupt';
 
 const KINDS = ['logit', 'tuned', 'attention-free'] as const;
 type Kind = (typeof KINDS)[number];
@@ -153,43 +154,37 @@ async function train(values: OptionValues): Promise<void> {
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
   });
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    process.stderr.write('\nstopping after this step; nothing will be written\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const result = await trainTunedLens(model, {
-      corpus,
-      outDir: out,
-      steps: intOpt('steps'),
-      batchTokens: intOpt('batch'),
-      lr,
-      contextSize: intOpt('context'),
-      threads: threadsOf(values),
-      signal: controller.signal,
-      onProgress: (p) => {
-        if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
-        else if (p.step === 1 || p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
-          process.stderr.write(`${progressLine(p)}\n`);
-        }
-      },
-    });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    if (result.cancelled) {
-      process.stderr.write(`stopped at step ${result.steps}; no lens written\n`);
-      return;
+  await interruptible('cancelled; no lens written', async (signal) => {
+    try {
+      const result = await trainTunedLens(model, {
+        corpus,
+        outDir: out,
+        steps: intOpt('steps'),
+        batchTokens: intOpt('batch'),
+        lr,
+        contextSize: intOpt('context'),
+        threads: threadsOf(values),
+        signal,
+        onProgress: (p) => {
+          if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
+          else if (
+            p.step === 1 ||
+            p.step === p.steps ||
+            p.step % Math.max(1, Math.round(p.steps / 10)) === 0
+          ) {
+            process.stderr.write(`${progressLine(p)}\n`);
+          }
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      if (result.cancelled) return { stopped: `stopped at step ${result.steps}; no lens written` };
+      process.stdout.write(
+        `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, logit_lens_kl: result.initialKl, tuned_lens_kl: result.finalKl })}\n`,
+      );
+    } finally {
+      await model.dispose();
     }
-    process.stdout.write(
-      `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, logit_lens_kl: result.initialKl, tuned_lens_kl: result.finalKl })}\n`,
-    );
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await model.dispose();
-  }
+  });
 }
 
 function progressLine(p: TunedLensProgress): string {

@@ -20,6 +20,7 @@ import { headsCommand } from './heads';
 import { lensCommand } from './lens';
 import { probeCommand } from './probe';
 import { ablateCommand, occludeCommand, patchCommand, steerCommand, tcavCommand } from './causal';
+import { interruptible } from './interrupt';
 
 /** Commands that live in their own modules. */
 const COMMANDS: Readonly<Record<string, CliCommand>> = {
@@ -342,10 +343,10 @@ async function benchForward(flags: Flags): Promise<void> {
 }
 
 async function trainSaeCommand(flags: Flags): Promise<void> {
-  if (!flags.hook) throw new LoupeError('--hook NAME is required (for example blocks.0.hook_resid_post)');
-  if (!flags.corpus)
-    throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
-  if (!flags.out) throw new LoupeError('--out DIR is required');
+  const { hook, corpus, out } = flags;
+  if (!hook) throw new LoupeError('--hook NAME is required (for example blocks.0.hook_resid_post)');
+  if (!corpus) throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
+  if (!out) throw new LoupeError('--out DIR is required');
   const arch = flags.arch ?? 'topk';
   if (arch !== 'relu' && arch !== 'topk') throw new LoupeError(`--arch must be relu or topk, not '${arch}'`);
   const num = (v: string | undefined, flag: string): number | undefined => {
@@ -355,54 +356,48 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
     return n;
   };
   const model = await openModel(flags);
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    process.stderr.write('\nstopping at the next step; a checkpoint will be written\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const result = await trainSae(model, {
-      hook: flags.hook,
-      corpus: flags.corpus,
-      outDir: flags.out,
-      architecture: arch,
-      expansion: num(flags.expansion, '--expansion'),
-      dSae: num(flags['d-sae'], '--d-sae'),
-      k: num(flags.k, '--k'),
-      l1Coefficient: num(flags.l1, '--l1'),
-      lr: num(flags.lr, '--lr'),
-      batchSize: num(flags.batch, '--batch'),
-      trainingTokens: num(flags.tokens, '--tokens'),
-      contextSize: num(flags.context, '--context'),
-      checkpointEvery: num(flags['checkpoint-every'], '--checkpoint-every'),
-      seed: flags.seed === undefined ? undefined : Number(flags.seed),
-      resume: flags.resume,
-      threads: flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads'),
-      signal: controller.signal,
-      onProgress: (p) => {
-        // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
-        if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
-        else if (p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
-          process.stderr.write(`${progressLine(p)}\n`);
-        }
-      },
-    });
-    process.stderr.write('\n');
-    if (result.cancelled) {
-      process.stderr.write(`stopped at step ${result.steps}; continue with the same command and --resume\n`);
-    } else {
+  await interruptible('cancelled; nothing was written', async (signal) => {
+    try {
+      const result = await trainSae(model, {
+        hook,
+        corpus,
+        outDir: out,
+        architecture: arch,
+        expansion: num(flags.expansion, '--expansion'),
+        dSae: num(flags['d-sae'], '--d-sae'),
+        k: num(flags.k, '--k'),
+        l1Coefficient: num(flags.l1, '--l1'),
+        lr: num(flags.lr, '--lr'),
+        batchSize: num(flags.batch, '--batch'),
+        trainingTokens: num(flags.tokens, '--tokens'),
+        contextSize: num(flags.context, '--context'),
+        checkpointEvery: num(flags['checkpoint-every'], '--checkpoint-every'),
+        seed: flags.seed === undefined ? undefined : Number(flags.seed),
+        resume: flags.resume,
+        threads: flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads'),
+        signal,
+        onProgress: (p) => {
+          // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
+          if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
+          else if (p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
+            process.stderr.write(`${progressLine(p)}\n`);
+          }
+        },
+      });
+      process.stderr.write('\n');
+      if (result.cancelled) {
+        return {
+          stopped: `stopped at a checkpoint (step ${result.steps}); the same command with --resume continues`,
+        };
+      }
       const l = result.last;
       process.stdout.write(
         `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, loss: l?.loss, mse: l?.mse, fvu: l?.fvu, l0: l?.l0, dead_fraction: l?.deadFraction })}\n`,
       );
+    } finally {
+      await model.dispose();
     }
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await model.dispose();
-  }
+  });
 }
 
 async function evalSaeCommand(flags: Flags): Promise<void> {
@@ -428,52 +423,48 @@ async function evalSaeCommand(flags: Flags): Promise<void> {
 async function dashboardsCommand(flags: Flags): Promise<void> {
   if (!flags.sae)
     throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
-  if (!flags.corpus)
-    throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
+  const corpus = flags.corpus;
+  if (!corpus) throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
   const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
   const sae = Sae.load(flags.sae, { threads });
   for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
   const model = await openModel(flags);
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   const started = Date.now();
   let lastStage = '';
   let lastTenth = -1;
-  try {
-    const result = await buildFeatureDatabase(model, sae, flags.corpus, {
-      maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
-      contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
-      clusters: flags.clusters === undefined ? undefined : positiveInt(flags.clusters, '--clusters'),
-      seed: flags.seed === undefined ? undefined : Number(flags.seed),
-      out: flags.out,
-      threads,
-      signal: controller.signal,
-      onProgress: (p: BuildProgress) => {
-        const tenth = Math.floor((10 * p.done) / Math.max(1, p.total));
-        if (process.stderr.isTTY) {
-          // One live line per stage; a finished stage's line stays.
-          if (p.stage !== lastStage && lastStage !== '') process.stderr.write('\n');
-          process.stderr.write(`\r${buildLine(p, started)}`);
-        } else if (p.stage !== lastStage || tenth !== lastTenth) {
-          process.stderr.write(`${buildLine(p, started)}\n`);
-        }
-        lastStage = p.stage;
-        lastTenth = tenth;
-      },
-    });
-    if (process.stderr.isTTY) process.stderr.write('\n');
-    const m = result.meta;
-    process.stdout.write(
-      `${JSON.stringify({ out: result.dir, features: m.dSae, live: m.liveFeatures, dead: m.dSae - m.liveFeatures, tokens: m.tokens, documents: m.documents, clusters: m.options.clusters, seconds: m.seconds })}\n`,
-    );
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    await model.dispose();
-    await sae.dispose();
-  }
+  await interruptible('cancelled; nothing was written (a previous database is as it was)', async (signal) => {
+    try {
+      const result = await buildFeatureDatabase(model, sae, corpus, {
+        maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
+        contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
+        clusters: flags.clusters === undefined ? undefined : positiveInt(flags.clusters, '--clusters'),
+        seed: flags.seed === undefined ? undefined : Number(flags.seed),
+        out: flags.out,
+        threads,
+        signal,
+        onProgress: (p: BuildProgress) => {
+          const tenth = Math.floor((10 * p.done) / Math.max(1, p.total));
+          if (process.stderr.isTTY) {
+            // One live line per stage; a finished stage's line stays.
+            if (p.stage !== lastStage && lastStage !== '') process.stderr.write('\n');
+            process.stderr.write(`\r${buildLine(p, started)}`);
+          } else if (p.stage !== lastStage || tenth !== lastTenth) {
+            process.stderr.write(`${buildLine(p, started)}\n`);
+          }
+          lastStage = p.stage;
+          lastTenth = tenth;
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      const m = result.meta;
+      process.stdout.write(
+        `${JSON.stringify({ out: result.dir, features: m.dSae, live: m.liveFeatures, dead: m.dSae - m.liveFeatures, tokens: m.tokens, documents: m.documents, clusters: m.options.clusters, seconds: m.seconds })}\n`,
+      );
+    } finally {
+      await model.dispose();
+      await sae.dispose();
+    }
+  });
 }
 
 function buildLine(p: BuildProgress, started: number): string {

@@ -15,6 +15,7 @@ import { ProbeMetadata, loadProbe, probeFromResults, saveProbe } from '../engine
 import { writeSafetensors } from '../engine/safetensors';
 import { checkOutputFile, checkOutputFolder } from '../engine/safeWrite';
 import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
+import { interruptible } from './interrupt';
 
 export const probeCommand: CliCommand = {
   usage: `probe (--dataset FILE.jsonl | --regex RE --corpus PATH) [--hooks NAME,NAME] [--out DIR] [--l2 L]
@@ -131,48 +132,46 @@ async function train(values: OptionValues): Promise<void> {
   const prependBos = values['no-bos'] !== true;
   const texts = datasetFile !== undefined ? await readLabelledJsonl(datasetFile) : null;
   const model = await openModel(modelFlags(values));
-  const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  try {
-    const hooks = hookList(stringOption(values, 'hooks'), model);
-    let dataset: ProbeDataset;
-    if (texts) {
-      dataset = await datasetFromTexts(model, texts, datasetFile!, {
-        pool,
-        unlabelled: unlabelledArg === 'skip' ? null : unlabelledArg,
-        maxExamples,
-        prependBos,
-        signal: controller.signal,
+  await interruptible('cancelled; nothing was written', async (signal) => {
+    try {
+      const hooks = hookList(stringOption(values, 'hooks'), model);
+      let dataset: ProbeDataset;
+      if (texts) {
+        dataset = await datasetFromTexts(model, texts, datasetFile!, {
+          pool,
+          unlabelled: unlabelledArg === 'skip' ? null : unlabelledArg,
+          maxExamples,
+          prependBos,
+          signal,
+        });
+      } else {
+        dataset = await datasetFromRegex(model, readCorpus(corpus!), regex!, `/${regex}/ over ${corpus}`, {
+          maxExamples,
+          prependBos,
+          signal,
+        });
+      }
+      const results = await trainProbes(model, dataset, {
+        hooks,
+        l2,
+        testFraction,
+        seed,
+        control: values['no-control'] !== true,
+        threads: threadsOf(values),
+        signal,
+        onProgress: progressPrinter(),
       });
-    } else {
-      dataset = await datasetFromRegex(model, readCorpus(corpus!), regex!, `/${regex}/ over ${corpus}`, {
-        maxExamples,
-        prependBos,
-        signal: controller.signal,
-      });
+      const saved = probeFromResults(model, results);
+      if (out !== undefined) {
+        saveProbe(out, saved);
+        process.stderr.write(`saved the probe to ${out}\n`);
+      }
+      if (json) process.stdout.write(`${JSON.stringify(saved.meta)}\n`);
+      else process.stdout.write(renderResults(saved.meta));
+    } finally {
+      await model.dispose();
     }
-    const results = await trainProbes(model, dataset, {
-      hooks,
-      l2,
-      testFraction,
-      seed,
-      control: values['no-control'] !== true,
-      threads: threadsOf(values),
-      signal: controller.signal,
-      onProgress: progressPrinter(),
-    });
-    const saved = probeFromResults(model, results);
-    if (out !== undefined) {
-      saveProbe(out, saved);
-      process.stderr.write(`saved the probe to ${out}\n`);
-    }
-    if (json) process.stdout.write(`${JSON.stringify(saved.meta)}\n`);
-    else process.stdout.write(renderResults(saved.meta));
-  } finally {
-    process.off('SIGINT', onSignal);
-    await model.dispose();
-  }
+  });
 }
 
 function progressPrinter(): (p: ProbeProgress) => void {

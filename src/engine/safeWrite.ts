@@ -63,15 +63,28 @@ const nodeOps: FsOps = {
 
 let ops: FsOps = nodeOps;
 
-/** Runs `work` with other file operations (the fault-injection tests' seam), then puts the real ones back. */
+/**
+ * Runs `work` with other file operations (the fault-injection tests' seam),
+ * then puts the real ones back: when it returns, or when the promise it
+ * returns settles.
+ */
 export function withFsOps<T>(replacement: FsOps, work: () => T): T {
   const saved = ops;
   ops = replacement;
+  let result: T;
   try {
-    return work();
-  } finally {
+    result = work();
+  } catch (err) {
     ops = saved;
+    throw err;
   }
+  if (result instanceof Promise) {
+    return result.finally(() => {
+      ops = saved;
+    }) as T;
+  }
+  ops = saved;
+  return result;
 }
 
 /** The real file operations, for a test's wrapper to call through. */
@@ -288,8 +301,10 @@ export function checkOutputFolder(target: string, kind: ResultKind, flag = '--ou
     throw writeFailure(target, err);
   }
   if (entries.length === 0 || isKind(abs, kind)) return;
+  const shown = entries.sort().slice(0, 2).join(', ');
+  const more = entries.length > 2 ? ` and ${entries.length - 2} more` : '';
   throw new LoupeError(
-    `${target}: is a folder that is not ${spec.what} (it holds ${entries.length} other entr${entries.length === 1 ? 'y' : 'ies'}); choose another ${flag} or remove it`,
+    `${target}: is a folder that is not ${spec.what} (it holds ${shown}${more}); choose another ${flag} or remove it`,
   );
 }
 
