@@ -308,6 +308,15 @@ export function checkOutputFolder(target: string, kind: ResultKind, flag = '--ou
   );
 }
 
+/** Makes a result's folder (and its parents) where a writer works in place, like a training run's log. */
+export function makeOutputFolder(target: string): void {
+  try {
+    ops.mkdir(resolveTarget(target));
+  } catch (err) {
+    throw writeFailure(target, err);
+  }
+}
+
 /** Kinds of single-file result, each known by how its content starts. */
 export type FileKind = 'safetensors';
 

@@ -21,7 +21,7 @@ import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { Feed, GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
-import { checkOutputFolder, recoverResult, writeResultFolder } from '../safeWrite';
+import { checkOutputFolder, makeOutputFolder, recoverResult, writeResultFolder } from '../safeWrite';
 import { Tensor } from '../tensor';
 import { seededUniform } from '../random';
 import { ShuffleBuffer, hookWidth, streamActivations } from './activations';
@@ -147,7 +147,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     W_dec: [o.dSae, o.dIn],
     b_dec: [o.dIn],
   };
-  fs.mkdirSync(options.outDir, { recursive: true });
+  makeOutputFolder(options.outDir);
 
   // ---- the step graph: its parameters are inputs, so it loads from memory ----
   const session = await GraphSession.create(
