@@ -282,7 +282,7 @@ function isKind(dir: string, kind: ResultKind): boolean {
  * previous result of the same kind; recovers a crashed swap there first. The
  * long commands call it before they start, so a bad `--out` fails at once.
  */
-export function checkOutputFolder(target: string, kind: ResultKind, flag = '--out'): void {
+export function checkOutputFolder(target: string, kind: ResultKind): void {
   const abs = resolveTarget(target);
   checkParent(abs);
   recoverResult(abs);
@@ -291,7 +291,7 @@ export function checkOutputFolder(target: string, kind: ResultKind, flag = '--ou
   const spec = KINDS[kind];
   if (!st.isDirectory()) {
     throw new LoupeError(
-      `${target}: is a file, not a folder; ${flag} names the folder to write ${spec.what} into: choose another ${flag} or remove the file`,
+      `${target}: is a file, not a folder to write ${spec.what} into; choose another output path or remove the file`,
     );
   }
   let entries: string[];
@@ -304,7 +304,7 @@ export function checkOutputFolder(target: string, kind: ResultKind, flag = '--ou
   const shown = entries.sort().slice(0, 2).join(', ');
   const more = entries.length > 2 ? ` and ${entries.length - 2} more` : '';
   throw new LoupeError(
-    `${target}: is a folder that is not ${spec.what} (it holds ${shown}${more}); choose another ${flag} or remove it`,
+    `${target}: is a folder that is not ${spec.what} (it holds ${shown}${more}); choose another output path or remove it`,
   );
 }
 
@@ -338,16 +338,18 @@ function looksLikeSafetensors(file: string, size: number): boolean {
 }
 
 /** Refuses a single-file result's target unless it is absent or a previous file of the same kind. */
-export function checkOutputFile(target: string, kind: FileKind, flag = '--out'): void {
+export function checkOutputFile(target: string, kind: FileKind): void {
   const abs = resolveTarget(target);
   checkParent(abs);
   const st = statOrNull(abs);
   if (!st) return;
   if (st.isDirectory())
-    throw new LoupeError(`${target}: is a folder; ${flag} names a .${kind} file to write: give a file path`);
+    throw new LoupeError(
+      `${target}: is a folder, not a .${kind} file to write; give a file path for the output`,
+    );
   if (!st.isFile() || !looksLikeSafetensors(abs, st.size)) {
     throw new LoupeError(
-      `${target}: is a file that is not a ${kind} file; choose another ${flag} or remove it`,
+      `${target}: is a file that is not a ${kind} file; choose another output path or remove it`,
     );
   }
 }
@@ -427,13 +429,8 @@ function linkTree(from: string, to: string): void {
  * the same kind. On failure the target is as it was and the new folder is
  * gone.
  */
-export function writeResultFolder(
-  target: string,
-  kind: ResultKind,
-  fill: (out: FolderWriter) => void,
-  flag = '--out',
-): void {
-  checkOutputFolder(target, kind, flag);
+export function writeResultFolder(target: string, kind: ResultKind, fill: (out: FolderWriter) => void): void {
+  checkOutputFolder(target, kind);
   const abs = resolveTarget(target);
   const fresh = `${abs}.${NEW}-${process.pid}`;
   const old = `${abs}.${OLD}-${process.pid}`;
@@ -474,4 +471,25 @@ export function writeResultFolder(
   } finally {
     writing.delete(abs);
   }
+}
+
+/**
+ * Copies a result folder (all but the `leaveOut` entries) to `target` as a
+ * new result of `kind`: refused where `writeResultFolder` refuses, and in
+ * one step. Files are hard-linked where the file system allows: results are
+ * only ever replaced by rename, never changed in place, so the copies stay
+ * independent.
+ */
+export function copyResultFolder(
+  source: string,
+  target: string,
+  kind: ResultKind,
+  leaveOut: readonly string[] = [],
+): void {
+  const from = path.resolve(source);
+  writeResultFolder(target, kind, (out) => {
+    for (const name of fs.readdirSync(from)) {
+      if (!leaveOut.includes(name)) linkTree(path.join(from, name), path.join(out.dir, name));
+    }
+  });
 }

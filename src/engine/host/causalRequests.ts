@@ -92,7 +92,7 @@ async function trainProbe(
   ctx: CausalContext,
 ): Promise<EngineResult<'trainProbe'>> {
   if (p.hooks.length === 0) throw new LoupeError('choose at least one hook to probe');
-  checkOutputFolder(p.outDir, 'probe', 'the probe folder');
+  checkOutputFolder(p.outDir, 'probe');
   return withModel(p, ctx.progress, async (model) => {
     p.hooks.forEach((h) => model.hookByName(h));
     ctx.progress('Reading the labelled tokens', null);

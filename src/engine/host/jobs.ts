@@ -217,7 +217,7 @@ export async function exportActivationsJob(
   if (params.hooks.length === 0 && !params.logits) {
     throw new LoupeError('choose at least one hook (or the logits) to export');
   }
-  checkOutputFile(params.out, 'safetensors', 'the output file');
+  checkOutputFile(params.out, 'safetensors');
   return withModel(params, progress, async (model) => {
     const hooks = params.hooks.map((name) => model.hookByName(name)); // unknown names fail here, by name
     const tokens = await model.tokenize(params.text);

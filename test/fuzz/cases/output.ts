@@ -120,10 +120,10 @@ const probeExport = (dir: string, out: string): string[] => [
   out,
 ];
 
-const NOT_A_FILE_RESULT = /is a folder; --out names a \.safetensors file to write/;
-const NOT_SAFETENSORS = /is a file that is not a safetensors file; choose another --out or remove it/;
+const NOT_A_FILE_RESULT = /is a folder, not a \.safetensors file to write/;
+const NOT_SAFETENSORS = /is a file that is not a safetensors file; choose another output path or remove it/;
 const UNDER_A_FILE = /cannot write under \S*notes\.txt, which is a file, not a folder/;
-const A_FILE_NOT_A_FOLDER = /is a file, not a folder; --out names the folder/;
+const A_FILE_NOT_A_FOLDER = /is a file, not a folder to write/;
 
 /** The five folder results, each with the words its refusal uses. */
 const folderCommands: readonly [string, (dir: string, out: string) => string[], RegExp][] = [
