@@ -362,7 +362,7 @@ describe('results written in one step, whichever file operation a kill or an err
         } else if (!fs.existsSync(path.join(outDir, 'cfg.json'))) {
           // Killed before the first checkpoint was in place: nothing to resume, nothing half-written.
           assert.deepEqual(
-            fs.readdirSync(outDir).filter((e) => e !== 'training_log.jsonl'),
+            (fs.existsSync(outDir) ? fs.readdirSync(outDir) : []).filter((e) => e !== 'training_log.jsonl'),
             [],
             `after a kill at ${at}`,
           );
