@@ -38,7 +38,7 @@ async function end(code: number, line?: string, detail?: string): Promise<void> 
 /** What failed, as the one line the user reads, and the exit code. */
 export function failureLine(err: unknown): { readonly line: string; readonly code: number } {
   if (err instanceof LoupeError) return { line: err.message, code: EXIT_ERROR };
-  if (err instanceof CancelledError) return { line: 'cancelled', code: EXIT_INTERRUPTED };
+  if (err instanceof CancelledError) return { line: err.message, code: EXIT_INTERRUPTED };
   const e = err as Partial<NodeJS.ErrnoException>;
   if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
     const what = describeErrno(e as NodeJS.ErrnoException);

@@ -2,7 +2,7 @@
  * `loupe lens`: what each layer predicts at each token (logit lens, tuned
  * lens, attention-free projection), and `loupe lens train` for a tuned lens.
  */
-import { LoupeError } from '../engine/errors';
+import { CancelledError, LoupeError } from '../engine/errors';
 import { AttentionFreeVariant, LensGrid, ModelLenses } from '../engine/lens/lenses';
 import { parseIndexList, positionsInRange } from '../engine/lens/positions';
 import { TunedLens } from '../engine/lens/tunedLens';
@@ -185,10 +185,7 @@ async function train(values: OptionValues): Promise<void> {
       },
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
-    if (result.cancelled) {
-      process.stderr.write(`stopped at step ${result.steps}; no lens written\n`);
-      return;
-    }
+    if (result.cancelled) throw new CancelledError(`stopped at step ${result.steps}; no lens was written`);
     process.stdout.write(
       `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, logit_lens_kl: result.initialKl, tuned_lens_kl: result.finalKl })}\n`,
     );

@@ -2,12 +2,11 @@
  * The `loupe` command line: the engine without VS Code. Every command prints
  * its result on stdout; on bad input it exits non-zero with one line on stderr.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { LoupeError } from '../engine/errors';
+import { CancelledError, LoupeError } from '../engine/errors';
 import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
+import { checkOutputFile } from '../engine/safeWrite';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
@@ -218,6 +217,7 @@ function parseHooks(value: string | undefined): HookSelection {
 
 async function run(flags: Flags): Promise<void> {
   if (!flags.out) throw new LoupeError('--out FILE.safetensors is required');
+  checkOutputFile(flags.out, 'safetensors');
   const model = await openModel(flags);
   try {
     const text = readContextText(model, flags.text, '--text', 'refuse');
@@ -228,7 +228,6 @@ async function run(flags: Flags): Promise<void> {
     const out = new Map<string, TensorToWrite>();
     out.set('logits', { dtype: 'F32', shape: result.logits.dims, data: result.logits.data });
     for (const [name, t] of result.hooks) out.set(name, { dtype: 'F32', shape: t.dims, data: t.data });
-    fs.mkdirSync(path.dirname(path.resolve(flags.out)), { recursive: true });
     writeSafetensors(flags.out, out, {
       model: model.checkpoint.dir,
       tokens: JSON.stringify(tokens.map((t) => t.id)),
@@ -404,13 +403,14 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
     });
     process.stderr.write('\n');
     if (result.cancelled) {
-      process.stderr.write(`stopped at step ${result.steps}; continue with the same command and --resume\n`);
-    } else {
-      const l = result.last;
-      process.stdout.write(
-        `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, loss: l?.loss, mse: l?.mse, fvu: l?.fvu, l0: l?.l0, dead_fraction: l?.deadFraction })}\n`,
+      throw new CancelledError(
+        `stopped at a checkpoint (step ${result.steps}); the same command with --resume continues`,
       );
     }
+    const l = result.last;
+    process.stdout.write(
+      `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, loss: l?.loss, mse: l?.mse, fvu: l?.fvu, l0: l?.l0, dead_fraction: l?.deadFraction })}\n`,
+    );
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -3,7 +3,6 @@
  * JSONL dataset or a regex over a corpus's tokens), show saved results, score
  * a text's tokens with a saved probe, or export a probe's direction.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCorpus } from '../engine/corpus';
 import { LoupeError } from '../engine/errors';
@@ -14,6 +13,7 @@ import { datasetFromRegex, datasetFromTexts, readLabelledJsonl } from '../engine
 import { ProbeProgress, trainProbes } from '../engine/probes/probing';
 import { ProbeMetadata, loadProbe, probeFromResults, saveProbe } from '../engine/probes/store';
 import { writeSafetensors } from '../engine/safetensors';
+import { checkOutputFile, checkOutputFolder } from '../engine/safeWrite';
 import {
   CliCommand,
   OptionValues,
@@ -122,6 +122,7 @@ async function train(values: OptionValues): Promise<void> {
   threadsOf(values); // checked before the model opens
   const maxExamples = positiveInt(stringOption(values, 'tokens') ?? '100000', '--tokens');
   const out = stringOption(values, 'out');
+  if (out !== undefined) checkOutputFolder(out, 'probe'); // before the training, not after it
   const json = values.json === true;
   const prependBos = values['no-bos'] !== true;
   const texts = datasetFile !== undefined ? await readLabelledJsonl(datasetFile) : null;
@@ -243,6 +244,7 @@ async function exportDirection(values: OptionValues): Promise<void> {
   const dir = stringOption(values, 'export')!;
   const out = stringOption(values, 'out');
   if (!out) throw new LoupeError('--export needs --out FILE.safetensors');
+  checkOutputFile(out, 'safetensors');
   const probe = loadProbe(dir);
   const model = await openModel(modelFlags(values));
   try {
@@ -250,7 +252,6 @@ async function exportDirection(values: OptionValues): Promise<void> {
       hook: stringOption(values, 'hook'),
       label: stringOption(values, 'label'),
     });
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     writeSafetensors(
       out,
       new Map([['direction', { dtype: 'F32', shape: [direction.length], data: direction }]]),

@@ -15,6 +15,7 @@ import { LoupeError } from './errors';
 import { HostTensor, ModelSpec } from './families/spec';
 import { ExternalTensor } from './graph/builder';
 import { assertFinite } from './safetensors';
+import { writeFileAtomic, writeResultFolder } from './safeWrite';
 
 /** Bump when the weights layout or graphs change, so old caches are not reused. */
 const FORMAT_VERSION = 3;
@@ -53,24 +54,22 @@ export function compileCheckpoint(
       fs.rmSync(dir, { recursive: true, force: true }); // damaged cache: rebuild below
     }
   }
-  const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
-  fs.mkdirSync(tmp, { recursive: true });
-  try {
-    const fd = fs.openSync(path.join(tmp, WEIGHTS_FILE), 'w');
+  // Written whole beside its place and swapped in (safeWrite.ts): a kill never leaves half a cache entry.
+  writeResultFolder(dir, 'cache', (out) => {
     const manifest: Record<string, ExternalTensor> = {};
-    let offset = 0;
-    const write = (name: string, t: HostTensor): void => {
-      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-      fs.writeSync(fd, bytes);
-      manifest[name] = { offset, length: bytes.length, dims: [...t.shape] };
-      offset += bytes.length;
-    };
-    try {
+    out.file(WEIGHTS_FILE, (sink) => {
+      let offset = 0;
+      const write = (name: string, t: HostTensor): void => {
+        const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        sink.write(bytes);
+        manifest[name] = { offset, length: bytes.length, dims: [...t.shape] };
+        offset += bytes.length;
+      };
       let done = 0;
       for (const [name, recipe] of recipes) {
         if (recipe.direct) {
           const [source, shape] = recipe.sources[0];
-          const length = ckpt.weights.streamF32To(source, fd);
+          const length = ckpt.weights.streamF32To(source, sink.fd);
           manifest[name] = { offset, length, dims: [...shape] };
           offset += length;
         } else {
@@ -85,24 +84,9 @@ export function compileCheckpoint(
         write('rotary.cos', cos);
         write('rotary.sin', sin);
       }
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.writeFileSync(
-      path.join(tmp, 'manifest.json'),
-      JSON.stringify({ format: FORMAT_VERSION, weights: manifest }),
-    );
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
-    try {
-      fs.renameSync(tmp, dir);
-    } catch {
-      // Another process finished the same compile first; use its result.
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+    });
+    out.file('manifest.json', JSON.stringify({ format: FORMAT_VERSION, weights: manifest }));
+  });
   return { dir, key, weights: readManifest(manifestFile) };
 }
 
@@ -185,10 +169,7 @@ function contentKey(ckpt: Checkpoint, cacheDir: string, onProgress?: (p: Compile
   });
   if (changed) {
     try {
-      fs.mkdirSync(cacheDir, { recursive: true });
-      const tmp = `${memoFile}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, JSON.stringify(memo));
-      fs.renameSync(tmp, memoFile);
+      writeFileAtomic(memoFile, JSON.stringify(memo));
     } catch {
       // The memo only saves time; failing to write it is harmless.
     }

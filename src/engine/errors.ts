@@ -10,10 +10,10 @@ export class LoupeError extends Error {
   }
 }
 
-/** An error raised because the caller cancelled the work. */
+/** An error raised because the caller cancelled the work; the message says what was kept, when anything was. */
 export class CancelledError extends Error {
-  constructor() {
-    super('cancelled');
+  constructor(message = 'cancelled') {
+    super(message);
     this.name = 'CancelledError';
   }
 }

@@ -16,6 +16,7 @@ import { HookPoint, HookSelection, hookPoints, hookShape, selectHooks, tokenAxes
 import { Feed, GraphSession } from './runtime';
 import { Tensor, cropBatchItem } from './tensor';
 import { EncodeOptions, TextTokenizer, Token } from './tokenizer';
+import { writeFileAtomic } from './safeWrite';
 
 export interface OpenOptions {
   /** Where compiled models are cached; default LOUPE_CACHE_DIR or ~/.cache/loupe. */
@@ -224,9 +225,7 @@ export class HookedModel {
       });
       const file = path.join(this.compiled.dir, `graph-${shortHash(key)}.onnx`);
       // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, built.bytes);
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, built.bytes);
       const session = await GraphSession.create(file, { threads: this.threads });
       return { session, hookOutputs: built.hookOutputs };
     })();

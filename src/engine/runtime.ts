@@ -17,8 +17,9 @@ export type Feed =
 export class GraphSession {
   private constructor(private readonly session: ort.InferenceSession) {}
 
-  static async create(file: string, options: RuntimeOptions): Promise<GraphSession> {
-    const session = await ort.InferenceSession.create(file, {
+  /** A session on a graph file, or on a graph's bytes when it needs no external data (nothing written to disk). */
+  static async create(graph: string | Uint8Array, options: RuntimeOptions): Promise<GraphSession> {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
       intraOpNumThreads: options.threads,
@@ -27,7 +28,11 @@ export class GraphSession {
       enableCpuMemArena: true,
       enableMemPattern: true,
       logSeverityLevel: 3,
-    });
+    };
+    const session =
+      typeof graph === 'string'
+        ? await ort.InferenceSession.create(graph, sessionOptions)
+        : await ort.InferenceSession.create(graph, sessionOptions);
     return new GraphSession(session);
   }
 

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { LoupeError } from './errors';
+import { checkOutputFile, writeFileAtomic } from './safeWrite';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -305,16 +306,11 @@ export interface TensorToWrite {
   readonly data: Float32Array | Int32Array | BigInt64Array | Uint16Array;
 }
 
-/**
- * Writes a safetensors file (tensors in the order given, header padded to 8
- * bytes as the format asks) through a temporary file, so a failure never
- * leaves a half-written result under the final name.
- */
-export function writeSafetensors(
-  file: string,
+/** A safetensors file's bytes, in order: header length, header (padded to 8 bytes as the format asks), tensors. */
+export function safetensorsChunks(
   tensors: ReadonlyMap<string, TensorToWrite>,
   metadata?: Record<string, string>,
-): void {
+): Uint8Array[] {
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
   let offset = 0;
@@ -331,16 +327,23 @@ export function writeSafetensors(
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, json);
-    for (const t of tensors.values()) {
-      fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  return [
+    len,
+    json,
+    ...[...tensors.values()].map((t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)),
+  ];
+}
+
+/**
+ * Writes a safetensors file as a user's result: an existing target must be a
+ * safetensors file, and the file is the old one or the new one whatever
+ * happens (safeWrite.ts).
+ */
+export function writeSafetensors(
+  file: string,
+  tensors: ReadonlyMap<string, TensorToWrite>,
+  metadata?: Record<string, string>,
+): void {
+  checkOutputFile(file, 'safetensors');
+  writeFileAtomic(file, safetensorsChunks(tensors, metadata));
 }

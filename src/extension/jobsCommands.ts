@@ -331,7 +331,7 @@ async function computeDashboards(ctx: JobsContext, saeArg: string | null): Promi
   if (!corpus) return;
   if (path.resolve(saeDir) === ctx.engine.bundledSaeDir) {
     // The bundled SAE is part of Loupe's install (updates replace it, and its own dashboards ship with it).
-    const copy = await copyBundledSae(saeDir);
+    const copy = await copyBundledSae(ctx, saeDir);
     if (!copy) return;
     saeDir = copy;
   } else if (folder.config.hasFeatureDatabase) {
@@ -375,7 +375,7 @@ async function computeDashboards(ctx: JobsContext, saeArg: string | null): Promi
 }
 
 /** Copies the bundled SAE (without its dashboards) to a folder the user picks; returns the copy. */
-async function copyBundledSae(saeDir: string): Promise<string | null> {
+async function copyBundledSae(ctx: JobsContext, saeDir: string): Promise<string | null> {
   const choose = 'Choose Folder…';
   const answer = await vscode.window.showInformationMessage(
     "The bundled SAE is part of Loupe's installation, which updates replace. Loupe copies it (without its dashboards) into a folder you choose and builds the dashboards there.",
@@ -396,7 +396,17 @@ async function copyBundledSae(saeDir: string): Promise<string | null> {
     void vscode.window.showErrorMessage(`Loupe: ${target} exists already; choose another folder.`);
     return null;
   }
-  fs.cpSync(saeDir, target, { recursive: true, filter: (src) => path.basename(src) !== 'features' });
+  try {
+    await ctx.engine.client.request('copyResult', {
+      from: saeDir,
+      to: target,
+      kind: 'sae',
+      leaveOut: ['features'],
+    });
+  } catch (err) {
+    void vscode.window.showErrorMessage(`Loupe: ${(err as Error).message}`);
+    return null;
+  }
   await addFolder('saeFolders', target);
   return target;
 }

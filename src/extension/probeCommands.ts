@@ -399,8 +399,12 @@ async function probeAction(ctx: ProbeContext, action: ResultAction, view: Result
           saveLabel: 'Save Probe',
         });
         if (!target) return;
-        fs.mkdirSync(target.fsPath, { recursive: true });
-        fs.cpSync(probe.dir, target.fsPath, { recursive: true });
+        await ctx.engine.client.request('copyResult', {
+          from: probe.dir,
+          to: target.fsPath,
+          kind: 'probe',
+          leaveOut: [],
+        });
         const saved = await ctx.engine.client.request('probeInfo', { dir: target.fsPath });
         await ctx.panel.show({ kind: 'probe', probe: saved, saved: saved.dir });
         void vscode.window.showInformationMessage(`Loupe: saved the probe in ${saved.dir}`);

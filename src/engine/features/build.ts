@@ -11,6 +11,7 @@ import { CollectOptions, FeatureCollection, collectFeatures } from './collect';
 import { clusterFeatures, mapFeatures } from './clusters';
 import { ContextSlots } from './contextSlots';
 import { FEATURE_DB_DIR, FeatureIndexColumns, writeFeatureDatabase } from './database';
+import { checkOutputFolder } from '../safeWrite';
 import { LogitEffectsResult, TopKRows, decoderRows, logitEffects, normalizeRows, topCosine } from './decoder';
 import { HIST_BINS, finishHistogram, massBetween } from './histogram';
 import { LabelContext, labelCluster, labelFeature } from './labels';
@@ -64,6 +65,8 @@ export async function buildFeatureDatabase(
   corpus: string,
   options: BuildOptions = {},
 ): Promise<BuildResult> {
+  const dir = path.resolve(options.out ?? path.join(sae.dir ?? '.', FEATURE_DB_DIR));
+  checkOutputFolder(dir, 'feature-database'); // before the long pass, not after it
   const seconds: Record<string, number> = {};
   const timed = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
     const t0 = performance.now();
@@ -186,7 +189,6 @@ export async function buildFeatureDatabase(
     clusterNote: clustering.note,
     seconds,
   };
-  const dir = path.resolve(options.out ?? path.join(sae.dir ?? '.', FEATURE_DB_DIR));
   const tw = performance.now();
   writeFeatureDatabase(dir, {
     meta,

@@ -24,14 +24,15 @@
  * repository stays small.
  *
  * Writes are atomic at the folder level: everything is written into a
- * temporary sibling folder, then swapped in by rename, so a reader never sees
- * half a database. The schema version is checked on open; an older or newer
+ * new sibling folder, then swapped in by rename (safeWrite.ts), so a reader
+ * never sees half a database, and opening one finishes a swap a kill cut short. The schema version is checked on open; an older or newer
  * database is refused with a message that says to rebuild it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { LoupeError } from '../errors';
+import { recoverResult, writeResultFolder } from '../safeWrite';
 import {
   FEATURE_DB_SCHEMA,
   FeatureCluster,
@@ -91,15 +92,11 @@ export interface DatabaseContents {
   readonly dashboard: (index: number) => FeatureDashboard;
 }
 
-/** Writes a database folder at `dir`, replacing any there, atomically. */
+/** Writes a database folder at `dir`, replacing a previous one in one step (safeWrite.ts). */
 export function writeFeatureDatabase(dir: string, contents: DatabaseContents): void {
-  const target = path.resolve(dir);
   const dSae = contents.meta.dSae;
   if (contents.features.label.length !== dSae) throw new Error('feature columns do not match d_sae');
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
-  fs.mkdirSync(path.join(tmp, 'shards'), { recursive: true });
-  try {
+  writeResultFolder(dir, 'feature-database', (out) => {
     const index: IndexFile = {
       schema: FEATURE_DB_SCHEMA,
       meta: contents.meta,
@@ -107,7 +104,7 @@ export function writeFeatureDatabase(dir: string, contents: DatabaseContents): v
       features: contents.features,
       clusters: contents.clusters,
     };
-    fs.writeFileSync(path.join(tmp, INDEX_FILE), JSON.stringify(index));
+    out.file(INDEX_FILE, JSON.stringify(index));
     const map: MapFile = {
       schema: FEATURE_DB_SCHEMA,
       index: contents.map.map((p) => p.index),
@@ -115,25 +112,18 @@ export function writeFeatureDatabase(dir: string, contents: DatabaseContents): v
       y: contents.map.map((p) => p.y),
       cluster: contents.map.map((p) => p.cluster),
     };
-    fs.writeFileSync(path.join(tmp, MAP_FILE), JSON.stringify(map));
+    out.file(MAP_FILE, JSON.stringify(map));
+    out.folder('shards');
     for (let first = 0; first < dSae; first += SHARD_SIZE) {
       const dashboards: FeatureDashboard[] = [];
       for (let i = first; i < Math.min(dSae, first + SHARD_SIZE); i++) dashboards.push(contents.dashboard(i));
       const shard: ShardFile = { schema: FEATURE_DB_SCHEMA, first, dashboards };
-      fs.writeFileSync(
-        path.join(tmp, 'shards', shardName(first / SHARD_SIZE)),
+      out.file(
+        path.join('shards', shardName(first / SHARD_SIZE)),
         zlib.gzipSync(JSON.stringify(shard), { level: 6 }),
       );
     }
-    const old = `${target}.old-${process.pid}-${Date.now()}`;
-    const hadOld = fs.existsSync(target);
-    if (hadOld) fs.renameSync(target, old);
-    fs.renameSync(tmp, target);
-    if (hadOld) fs.rmSync(old, { recursive: true, force: true });
-  } catch (err) {
-    fs.rmSync(tmp, { recursive: true, force: true });
-    throw err;
-  }
+  });
 }
 
 function shardName(n: number): string {
@@ -174,6 +164,7 @@ export class FeatureDatabase {
   static open(dir: string): FeatureDatabase {
     const given = path.resolve(dir);
     const candidates = [given, path.join(given, FEATURE_DB_DIR)];
+    for (const d of candidates) recoverResult(d);
     const found = candidates.find((d) => fs.existsSync(path.join(d, INDEX_FILE)));
     if (!found) {
       throw new LoupeError(

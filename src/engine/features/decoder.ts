@@ -17,6 +17,7 @@ import { HookedModel } from '../model';
 import { GraphSession } from '../runtime';
 import { Sae } from '../sae/sae';
 import { WEIGHTS_FILE } from '../compile';
+import { writeFileAtomic } from '../safeWrite';
 
 /**
  * Each feature's decoder row as it acts on the model, [d_sae × d_in]: W_dec
@@ -249,8 +250,6 @@ async function sessionFor(
   threads: number | undefined,
 ): Promise<GraphSession> {
   // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, bytes);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, bytes);
   return GraphSession.create(file, { threads: threads ?? 0 });
 }

@@ -9,7 +9,6 @@
  * request explains that token's next-token prediction. Texts longer than the
  * model's context are cut to one window that holds that token, BOS first.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
@@ -20,6 +19,7 @@ import { datasetFromRegex, datasetFromTexts, readLabelledJsonl } from '../probes
 import { trainProbes } from '../probes/probing';
 import { ProbeMetadata, loadProbe, probeFromResults, saveProbe } from '../probes/store';
 import { writeSafetensors } from '../safetensors';
+import { checkOutputFolder } from '../safeWrite';
 import { AttachedSae } from '../sae/splice';
 import { AblationReport, ablate, ablateSaeFeatures, parseAblationGroups } from '../causal/ablation';
 import { occlude } from '../causal/occlusion';
@@ -92,6 +92,7 @@ async function trainProbe(
   ctx: CausalContext,
 ): Promise<EngineResult<'trainProbe'>> {
   if (p.hooks.length === 0) throw new LoupeError('choose at least one hook to probe');
+  checkOutputFolder(p.outDir, 'probe');
   return withModel(p, ctx.progress, async (model) => {
     p.hooks.forEach((h) => model.hookByName(h));
     ctx.progress('Reading the labelled tokens', null);
@@ -175,7 +176,6 @@ async function exportDirection(
     label: p.label ?? undefined,
   });
   const out = path.resolve(p.out);
-  fs.mkdirSync(path.dirname(out), { recursive: true });
   writeSafetensors(
     out,
     new Map([['direction', { dtype: 'F32', shape: [direction.length], data: direction }]]),

@@ -7,10 +7,11 @@
  * AbortSignal fires.
  *
  * Nothing is lost when a job is cancelled or fails: training stops at a
- * checkpoint that `resume` continues; a feature database is written into a
- * temporary folder and swapped in whole (database.ts), so a cancelled build
- * leaves the previous database as it was; an export goes through a
- * temporary file renamed into place.
+ * checkpoint that `resume` continues; every result is written whole beside
+ * its place and swapped in (safeWrite.ts), so a cancelled or killed job
+ * leaves the previous result as it was; an output path that holds something
+ * other than a previous result of the same kind is refused before the job
+ * starts, by the same checks the CLI's `--out` gets.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,6 +20,7 @@ import { BuildProgress, buildFeatureDatabase } from '../features/build';
 import { hookShape, tokenAxes } from '../hooks';
 import { HookedModel } from '../model';
 import { TensorToWrite, writeSafetensors } from '../safetensors';
+import { checkOutputFile } from '../safeWrite';
 import { Sae } from '../sae/sae';
 import { TrainProgress, trainSae } from '../sae/trainer';
 import { TunedLensProgress, trainTunedLens } from '../lens/tunedLensTrainer';
@@ -215,6 +217,7 @@ export async function exportActivationsJob(
   if (params.hooks.length === 0 && !params.logits) {
     throw new LoupeError('choose at least one hook (or the logits) to export');
   }
+  checkOutputFile(params.out, 'safetensors');
   return withModel(params, progress, async (model) => {
     const hooks = params.hooks.map((name) => model.hookByName(name)); // unknown names fail here, by name
     const tokens = await model.tokenize(params.text);
@@ -273,18 +276,12 @@ export async function exportActivationsJob(
     if (signal.aborted) throw new CancelledError();
     progress(`Writing ${path.basename(params.out)}`, 1);
     const file = path.resolve(params.out);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    try {
-      writeSafetensors(file, tensors, {
-        format: 'pt',
-        model: model.checkpoint.dir,
-        ...(params.source !== null ? { source: params.source } : {}),
-        windows: String(B),
-      });
-    } finally {
-      // writeSafetensors renames its temporary file into place; one left behind means it failed.
-      fs.rmSync(`${file}.tmp-${process.pid}`, { force: true });
-    }
+    writeSafetensors(file, tensors, {
+      format: 'pt',
+      model: model.checkpoint.dir,
+      ...(params.source !== null ? { source: params.source } : {}),
+      windows: String(B),
+    });
     return {
       out: file,
       tokens: tokens.length,

@@ -143,6 +143,16 @@ const folderAndJobMethods = {
       hub: object({ dir: str, exists: bool, models: arrayOf(modelFolder) }),
     }),
   },
+  /**
+   * Copies an SAE or probe folder elsewhere (the bundled SAE into a folder of
+   * the user's, a probe the user saves), without the entries named: refused
+   * over anything but a previous result of the kind, written in one step
+   * (safeWrite.ts). Quick, needs no model.
+   */
+  copyResult: {
+    params: object({ from: str, to: str, kind: literal('sae', 'probe'), leaveOut: arrayOf(str) }),
+    result: object({ dir: str }),
+  },
   /** Trains an SAE (sae/trainer.ts); cancelling stops at a checkpoint that `resume` continues. */
   trainSae: {
     params: object({

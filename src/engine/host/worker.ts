@@ -9,6 +9,7 @@
  * for the requests in flight (after cancelling them) and the requests that
  * arrive meanwhile wait for it, so nothing runs against a model being swapped.
  */
+import * as path from 'node:path';
 import { CancelledError, errorMessage } from '../errors';
 import {
   EngineMethod,
@@ -18,6 +19,7 @@ import {
   engineMethods,
   hostToEngine,
 } from './protocol';
+import { copyResultFolder } from '../safeWrite';
 import { causalRequest } from './causalRequests';
 import { describeFolders } from './folders';
 import { buildDashboardsJob, exportActivationsJob, trainSaeJob, trainTunedLensJob } from './jobs';
@@ -205,6 +207,11 @@ async function dispatch(
     // to a second engine process; each job opens its own model, so neither waits for a load.
     case 'describeFolders':
       return describeFolders(engineMethods.describeFolders.params.parse(rawParams, 'params'));
+    case 'copyResult': {
+      const params = engineMethods.copyResult.params.parse(rawParams, 'params');
+      copyResultFolder(params.from, params.to, params.kind, params.leaveOut);
+      return { dir: path.resolve(params.to) };
+    }
     case 'trainSae':
       return trainSaeJob(engineMethods.trainSae.params.parse(rawParams, 'params'), signal.abort, progress);
     case 'buildDashboards': {

@@ -9,12 +9,12 @@
  * The sums run in onnxruntime per layer (a batched [H, d_head, rows] ×
  * [H, rows, d_head] product) and accumulate in float64 across batches.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CancelledError } from '../errors';
 import { GraphBuilder } from '../graph/builder';
 import { HookedModel } from '../model';
 import { GraphSession } from '../runtime';
+import { writeFileAtomic } from '../safeWrite';
 
 export interface LayerMoments {
   /** Σ ẑẑᵀ / N per head, [H × d_head × d_head]. */
@@ -110,8 +110,6 @@ async function momentsSession(model: HookedModel, threads: number): Promise<Grap
   g.output('second');
   g.output('first');
   const file = path.join(model.compiled.dir, `graph-lens-head-moments.onnx`);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, g.encode('head_moments'));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, g.encode('head_moments'));
   return GraphSession.create(file, { threads });
 }

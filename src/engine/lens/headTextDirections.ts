@@ -20,6 +20,7 @@ import { readEngineWeight } from './engineWeights';
 import { collectHeadMoments } from './headMoments';
 import { PoolSpec, TextPool, buildTextPool } from './textPool';
 import { HeadBasis, HeadOutputMoments, greedyDirections, headBasis } from './textSpan';
+import { writeFileAtomic } from '../safeWrite';
 
 /** Bump when results would change for the same inputs, so old cache entries are not reused. */
 const CACHE_VERSION = 1;
@@ -170,10 +171,7 @@ export async function headTextDirections(
   };
   if (useCache) {
     try {
-      fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
-      const tmp = `${cacheFile}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, JSON.stringify(result));
-      fs.renameSync(tmp, cacheFile);
+      writeFileAtomic(cacheFile, JSON.stringify(result));
     } catch {
       // The cache only saves time; failing to write it is harmless.
     }
@@ -248,9 +246,7 @@ async function projectionSession(model: HookedModel, threads: number): Promise<G
   g.op('MatMul', [pool, basis], {}, 'coords');
   g.output('coords');
   const file = path.join(model.compiled.dir, 'graph-lens-pool-projection.onnx');
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, g.encode('pool_projection'));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, g.encode('pool_projection'));
   return GraphSession.create(file, { threads });
 }
 

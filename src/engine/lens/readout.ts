@@ -4,12 +4,12 @@
  * projection) or through a tuned-lens translator. Owns its onnxruntime
  * sessions and a cache of token display texts; dispose() frees them.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WEIGHTS_FILE } from '../compile';
 import { HookedModel } from '../model';
 import { Feed, GraphSession } from '../runtime';
 import { READOUT_INPUTS, buildReadoutGraph } from './readoutGraph';
+import { writeFileAtomic } from '../safeWrite';
 
 export interface TokenProb {
   readonly id: number;
@@ -132,9 +132,7 @@ export class LensReadout {
       const bytes = buildReadoutGraph(model.spec, model.compiled.weights, WEIGHTS_FILE, translated);
       const file = path.join(model.compiled.dir, `graph-lens-readout-${key}.onnx`);
       // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, bytes);
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, bytes);
       s = GraphSession.create(file, { threads: this.threads });
       s.catch(() => this.sessions.delete(key));
       this.sessions.set(key, s);

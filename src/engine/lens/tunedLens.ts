@@ -16,7 +16,8 @@ import * as path from 'node:path';
 import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { HookedModel } from '../model';
-import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
+import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
+import { recoverResult, writeResultFolder } from '../safeWrite';
 import { modelFingerprint } from './engineWeights';
 import { Translator } from './readout';
 
@@ -70,6 +71,7 @@ export class TunedLens {
   static load(dir: string): TunedLens {
     const configFile = path.join(dir, LENS_CONFIG);
     const paramsFile = path.join(dir, LENS_PARAMS);
+    recoverResult(dir);
     if (!fs.existsSync(dir)) throw new LoupeError(`${dir}: no such tuned-lens folder`);
     if (!fs.existsSync(paramsFile)) {
       if (fs.existsSync(path.join(dir, 'params.pt'))) {
@@ -150,17 +152,17 @@ export class TunedLens {
     }
   }
 
+  /** Saves the lens folder, replacing a previous lens there in one step (safeWrite.ts). */
   save(dir: string): void {
-    fs.mkdirSync(dir, { recursive: true });
     const d = this.config.d_model;
     const tensors = new Map<string, TensorToWrite>();
     this.translators.forEach((t, i) => {
       tensors.set(`${i}.weight`, { dtype: 'F32', shape: [d, d], data: t.weight });
       tensors.set(`${i}.bias`, { dtype: 'F32', shape: [d], data: t.bias });
     });
-    writeSafetensors(path.join(dir, LENS_PARAMS), tensors, { format: 'pt' });
-    const tmp = path.join(dir, `${LENS_CONFIG}.tmp-${process.pid}`);
-    fs.writeFileSync(tmp, `${JSON.stringify(this.config, null, 2)}\n`);
-    fs.renameSync(tmp, path.join(dir, LENS_CONFIG));
+    writeResultFolder(dir, 'tuned-lens', (out) => {
+      out.file(LENS_PARAMS, safetensorsChunks(tensors, { format: 'pt' }));
+      out.file(LENS_CONFIG, `${JSON.stringify(this.config, null, 2)}\n`);
+    });
   }
 }

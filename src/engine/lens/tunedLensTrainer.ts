@@ -12,7 +12,6 @@
  * case nothing is written. The result is saved as a tuned-lens folder
  * (tunedLens.ts).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { WEIGHTS_FILE } from '../compile';
 import { readCorpus } from '../corpus';
@@ -24,6 +23,7 @@ import { Tensor } from '../tensor';
 import { residualHook } from './positions';
 import { TunedLens } from './tunedLens';
 import { ADAM, buildTunedLensStepGraph, stepIo } from './tunedLensStep';
+import { checkOutputFolder, writeFileAtomic } from '../safeWrite';
 
 export interface TrainTunedLensOptions {
   /** A folder of text files, a .jsonl with "text" fields, or a text file. */
@@ -83,12 +83,11 @@ export async function trainTunedLens(
     if (!Number.isInteger(v) || v <= 0) throw new LoupeError(`${name} must be a positive integer, not ${v}`);
   }
   if (!(peakLr > 0)) throw new LoupeError(`the learning rate must be positive, not ${peakLr}`);
+  checkOutputFolder(options.outDir, 'tuned-lens');
   const lens = TunedLens.identity(model);
 
   const file = path.join(model.compiled.dir, 'graph-lens-tuned-step.onnx');
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, buildTunedLensStepGraph(spec, model.compiled.weights, WEIGHTS_FILE));
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, buildTunedLensStepGraph(spec, model.compiled.weights, WEIGHTS_FILE));
   const session = await GraphSession.create(file, { threads: options.threads ?? 0 });
 
   // Parameters and Adam moments per layer, in two alternating sets (an output never overwrites an input being read).

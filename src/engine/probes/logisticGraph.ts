@@ -19,6 +19,7 @@ import * as path from 'node:path';
 import { defaultCacheDir } from '../compile';
 import { GraphBuilder } from '../graph/builder';
 import { GraphSession } from '../runtime';
+import { writeFileAtomic } from '../safeWrite';
 
 export const LOGISTIC_IO = {
   x: 'x',
@@ -79,10 +80,7 @@ export function probeGraphSession(kind: GraphKind, threads: number): Promise<Gra
     const dir = path.join(defaultCacheDir(), 'probes');
     const file = path.join(dir, `${kind}-${hash}.onnx`);
     if (!fs.existsSync(file)) {
-      fs.mkdirSync(dir, { recursive: true });
-      const tmp = `${file}.tmp-${process.pid}`;
-      fs.writeFileSync(tmp, bytes);
-      fs.renameSync(tmp, file);
+      writeFileAtomic(file, bytes);
     }
     return GraphSession.create(file, { threads });
   })();

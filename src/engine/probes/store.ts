@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { HookedModel } from '../model';
-import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
+import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
+import { recoverResult, writeResultFolder } from '../safeWrite';
 import { hookWidth } from '../sae/activations';
 import { LinearClassifier } from './logistic';
 import { ProbeResults } from './probing';
@@ -98,28 +99,31 @@ export function probeFromResults(model: HookedModel, results: ProbeResults): Sav
   return { dir: null, meta, classifiers: new Map(results.hooks.map((h) => [h.hook, h.classifier])) };
 }
 
+/** Saves a probe folder, replacing a previous probe there in one step (safeWrite.ts). */
 export function saveProbe(dir: string, probe: SavedProbe): void {
-  fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, TensorToWrite>();
   for (const [hook, c] of probe.classifiers) {
     const outputs = c.bias.length;
     tensors.set(`${hook}.weight`, { dtype: 'F32', shape: [outputs, c.dim], data: c.weight });
     tensors.set(`${hook}.bias`, { dtype: 'F32', shape: [outputs], data: c.bias });
   }
-  writeSafetensors(path.join(dir, PROBE_TENSORS), tensors, {
-    format: PROBE_FORMAT,
-    version: String(PROBE_VERSION),
-    labels: JSON.stringify(probe.meta.labels),
+  writeResultFolder(dir, 'probe', (out) => {
+    out.file(
+      PROBE_TENSORS,
+      safetensorsChunks(tensors, {
+        format: PROBE_FORMAT,
+        version: String(PROBE_VERSION),
+        labels: JSON.stringify(probe.meta.labels),
+      }),
+    );
+    out.file(PROBE_JSON, `${JSON.stringify(probe.meta, null, 2)}\n`);
   });
-  const file = path.join(dir, PROBE_JSON);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(probe.meta, null, 2)}\n`);
-  fs.renameSync(tmp, file);
 }
 
 /** Opens a saved probe folder (or its probe.json). */
 export function loadProbe(dirOrFile: string): SavedProbe {
   const dir = path.basename(dirOrFile) === PROBE_JSON ? path.dirname(dirOrFile) : dirOrFile;
+  recoverResult(dir);
   const file = path.join(dir, PROBE_JSON);
   if (!fs.existsSync(file)) throw new LoupeError(`${dir}: no ${PROBE_JSON}; not a saved Loupe probe`);
   const json = readJsonObject(file);

@@ -21,7 +21,8 @@ import { defaultCacheDir } from '../compile';
 import { LoupeError } from '../errors';
 import { ExternalTensor } from '../graph/builder';
 import { GraphSession } from '../runtime';
-import { SafetensorsFile, TensorToWrite, assertFinite, writeSafetensors } from '../safetensors';
+import { SafetensorsFile, TensorToWrite, assertFinite, safetensorsChunks } from '../safetensors';
+import { recoverResult, writeFileAtomic, writeResultFolder } from '../safeWrite';
 import { Tensor, numel } from '../tensor';
 import { SaeConfig, parseSaeConfig, saeConfigToJson } from './config';
 import {
@@ -278,9 +279,7 @@ export class Sae {
       });
       const file = path.join(compiled.dir, `graph-${key}-${hashBytes(bytes).slice(0, 16)}.onnx`);
       if (!fs.existsSync(file)) {
-        const tmp = `${file}.tmp-${process.pid}`;
-        fs.writeFileSync(tmp, bytes);
-        fs.renameSync(tmp, file);
+        writeFileAtomic(file, bytes);
       }
       const threads = this.options.threads ?? Math.max(1, os.availableParallelism());
       return GraphSession.create(file, { threads });
@@ -308,17 +307,12 @@ export class Sae {
     }
     const file = path.join(dir, 'weights.bin');
     if (!fs.existsSync(file) || fs.statSync(file).size !== offset) {
-      fs.mkdirSync(dir, { recursive: true });
-      const tmp = `${file}.tmp-${process.pid}`;
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        for (const t of this.params.values()) {
-          fs.writeSync(fd, new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-        }
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, file);
+      writeFileAtomic(
+        file,
+        [...this.params.values()].map(
+          (t) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+        ),
+      );
     }
     this.compiled = { dir, weights };
     return this.compiled;
@@ -338,7 +332,9 @@ export interface SaeToSave {
  * `metadata`), `sae_weights.safetensors` in f32, and `sparsity.safetensors`
  * when there is a sparsity. A known 'expected_average_only_in' factor and old
  * SAELens's finetuning `scaling_factor` are folded into the weights (as
- * SAELens does when training ends), so the result needs neither.
+ * SAELens does when training ends), so the result needs neither. The folder
+ * is replaced in one step (safeWrite.ts); what else it holds, but a feature
+ * database and a checkpoint of the weights it replaces, is kept.
  */
 export function saveSae(dir: string, sae: SaeToSave): void {
   const cfg = sae.config;
@@ -362,21 +358,20 @@ export function saveSae(dir: string, sae: SaeToSave): void {
       for (let i = 0; i < v.length; i++) v[i] /= factor;
   }
   const written = { ...cfg, finetuningScalingFactor: false };
-  fs.mkdirSync(dir, { recursive: true });
   const toWrite = new Map<string, TensorToWrite>();
   for (const [name, data] of tensors) toWrite.set(name, { dtype: 'F32', shape: get(name).dims, data });
-  writeSafetensors(path.join(dir, SAE_WEIGHTS_FILE), toWrite, { format: 'pt' });
-  if (sae.sparsity) {
-    writeSafetensors(
-      path.join(dir, SAE_SPARSITY_FILE),
-      new Map([['sparsity', { dtype: 'F32', shape: [cfg.dSae], data: sae.sparsity }]]),
-      { format: 'pt' },
-    );
-  }
-  const json = `${JSON.stringify(saeConfigToJson(written, factor !== null), null, 2)}\n`;
-  const cfgFile = path.join(dir, SAE_CFG_FILE);
-  fs.writeFileSync(`${cfgFile}.tmp-${process.pid}`, json);
-  fs.renameSync(`${cfgFile}.tmp-${process.pid}`, cfgFile);
+  writeResultFolder(dir, 'sae', (out) => {
+    out.file(SAE_WEIGHTS_FILE, safetensorsChunks(toWrite, { format: 'pt' }));
+    if (sae.sparsity) {
+      out.file(
+        SAE_SPARSITY_FILE,
+        safetensorsChunks(new Map([['sparsity', { dtype: 'F32', shape: [cfg.dSae], data: sae.sparsity }]]), {
+          format: 'pt',
+        }),
+      );
+    }
+    out.file(SAE_CFG_FILE, `${JSON.stringify(saeConfigToJson(written, factor !== null), null, 2)}\n`);
+  });
 }
 
 /** Names of the tensors an architecture stores, in SAELens's order. */
@@ -503,6 +498,7 @@ function readScalerFactor(dir: string): number | null {
 function resolveSaeDir(dirOrFile: string): string {
   const p = path.resolve(dirOrFile);
   if (PICKLE_EXTENSIONS.includes(path.extname(p))) throw pickleRefusal(p);
+  recoverResult(p); // a save killed mid-swap leaves the old SAE or the new one, put back here
   if (!fs.existsSync(p)) throw new LoupeError(`${p}: no such SAE folder`);
   if (fs.statSync(p).isFile()) {
     if ([SAE_CFG_FILE, SAE_WEIGHTS_FILE].includes(path.basename(p))) return path.dirname(p);

@@ -7,25 +7,26 @@
  * (trainGraph.ts) on two alternating sets of buffers.
  *
  * Checkpoints are written every `checkpointEvery` steps into a fresh folder
- * that replaces the previous one only once complete, so a crash or a
- * cancellation never leaves a half-written checkpoint. `resume` continues from
- * it (the shuffle buffer refills from where the corpus left off). The result is
+ * swapped in for the previous one (safeWrite.ts), so a crash or a
+ * cancellation never leaves a half-written checkpoint, and `resume` finds one
+ * whichever step a kill hit; it continues from it (the shuffle buffer refills
+ * from where the corpus left off). The result is
  * saved in SAELens's format with the input scaling folded into the weights.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJsonObject } from '../checkpoint';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { Feed, GraphSession } from '../runtime';
-import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
+import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
+import { checkOutputFolder, makeOutputFolder, recoverResult, writeResultFolder } from '../safeWrite';
 import { Tensor } from '../tensor';
 import { seededUniform } from '../random';
 import { ShuffleBuffer, hookWidth, streamActivations } from './activations';
 import { SaeConfig } from './config';
-import { saveSae } from './sae';
+import { SAE_WEIGHTS_FILE, saveSae } from './sae';
 import { METRICS, PARAMS, ParamName, TrainArchitecture, buildTrainGraph, io } from './trainGraph';
 
 export interface TrainSaeOptions {
@@ -127,6 +128,7 @@ const LOG_FILE = 'training_log.jsonl';
 
 export async function trainSae(model: HookedModel, options: TrainSaeOptions): Promise<TrainResult> {
   const dIn = hookWidth(model, options.hook);
+  checkOutputFolder(options.outDir, 'sae');
   const resumeState = options.resume ? readCheckpointState(options.outDir) : null;
   if (resumeState?.hook !== undefined && resumeState.hook !== options.hook) {
     throw new LoupeError(
@@ -145,12 +147,10 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     W_dec: [o.dSae, o.dIn],
     b_dec: [o.dIn],
   };
-  fs.mkdirSync(options.outDir, { recursive: true });
+  makeOutputFolder(options.outDir);
 
-  // ---- the step graph ----
-  const graphFile = path.join(os.tmpdir(), `loupe-sae-step-${process.pid}-${Date.now()}.onnx`);
-  fs.writeFileSync(
-    graphFile,
+  // ---- the step graph: its parameters are inputs, so it loads from memory ----
+  const session = await GraphSession.create(
     buildTrainGraph({
       architecture: o.architecture,
       dIn: o.dIn,
@@ -164,9 +164,8 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       adamEps: 1e-8,
       clipNorm: 1,
     }),
+    { threads: options.threads ?? 0 },
   );
-  const session = await GraphSession.create(graphFile, { threads: options.threads ?? 0 });
-  fs.rmSync(graphFile, { force: true });
 
   // ---- state: two alternating buffer sets ----
   const makeSet = (): Record<string, Tensor> => {
@@ -352,7 +351,8 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     if (!(err instanceof CancelledError)) throw err;
     cancelled = true;
   } finally {
-    log.end();
+    // Flushed before the SAE's swap carries the log into the new folder.
+    await new Promise<void>((resolve) => log.end(resolve));
     await rows.return(undefined);
     await session.release();
   }
@@ -361,8 +361,8 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     checkpoint();
     return { outDir: options.outDir, steps: step, tokens, last, cancelled };
   }
+  // The swap that brings in the SAE drops the checkpoint with it (safeWrite.ts: the SAE owns it).
   saveTrained(model, options, o, current, firedCount, tokens, scale);
-  fs.rmSync(path.join(options.outDir, CHECKPOINT), { recursive: true, force: true });
   return { outDir: options.outDir, steps: step, tokens, last, cancelled };
 }
 
@@ -462,6 +462,7 @@ function batchVariance(x: Float32Array, n: number, d: number): number {
   return total || 1;
 }
 
+/** A checkpoint folder replaced in one step (safeWrite.ts), so a kill leaves the last one or the new one. */
 function writeCheckpoint(
   outDir: string,
   set: Record<string, Tensor>,
@@ -469,11 +470,6 @@ function writeCheckpoint(
   firedCount: Float64Array,
   state: CheckpointState,
 ): void {
-  const dir = path.join(outDir, CHECKPOINT);
-  const tmp = `${dir}.next`;
-  const old = `${dir}.old`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  fs.mkdirSync(tmp, { recursive: true });
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of Object.entries(set))
     tensors.set(name, { dtype: 'F32', shape: t.dims, data: t.data });
@@ -483,16 +479,21 @@ function writeCheckpoint(
     shape: [firedCount.length],
     data: Float32Array.from(firedCount),
   });
-  writeSafetensors(path.join(tmp, 'state.safetensors'), tensors);
-  fs.writeFileSync(path.join(tmp, 'state.json'), JSON.stringify(state, null, 2));
-  fs.rmSync(old, { recursive: true, force: true });
-  if (fs.existsSync(dir)) fs.renameSync(dir, old);
-  fs.renameSync(tmp, dir);
-  fs.rmSync(old, { recursive: true, force: true });
+  writeResultFolder(path.join(outDir, CHECKPOINT), 'checkpoint', (out) => {
+    out.file('state.safetensors', safetensorsChunks(tensors));
+    out.file('state.json', JSON.stringify(state, null, 2));
+  });
+}
+
+/** Finishes a swap a kill cut short: the training folder's own (the saved SAE), then the checkpoint's. */
+function recoverTraining(outDir: string): void {
+  recoverResult(outDir);
+  recoverResult(path.join(outDir, CHECKPOINT));
 }
 
 /** The checkpoint a stopped run left in `outDir`, or null when there is none. */
 export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | null {
+  recoverTraining(outDir);
   if (!fs.existsSync(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
   const state = readCheckpointState(outDir);
   const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
@@ -506,8 +507,16 @@ export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | nul
 }
 
 function readCheckpointState(outDir: string): CheckpointState {
+  recoverTraining(outDir);
   const file = path.join(outDir, CHECKPOINT, 'state.json');
-  if (!fs.existsSync(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
+  if (!fs.existsSync(file)) {
+    if (fs.existsSync(path.join(outDir, SAE_WEIGHTS_FILE))) {
+      throw new LoupeError(
+        `${outDir}: the training there finished (the SAE is saved); nothing to resume: drop --resume to train again`,
+      );
+    }
+    throw new LoupeError(`${outDir}: no checkpoint to resume from`);
+  }
   return readJsonObject(file) as unknown as CheckpointState;
 }
 
