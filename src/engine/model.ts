@@ -72,12 +72,9 @@ export class HookedModel {
     const ckpt = openCheckpoint(dir);
     const compiled = compileCheckpoint(ckpt, options.cacheDir ?? defaultCacheDir(), options.onProgress);
     const hasTokenizer = fs.existsSync(path.join(ckpt.dir, 'tokenizer.json'));
-    const tokenizer = hasTokenizer ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId) : null;
-    if (tokenizer && tokenizer.vocabSize > ckpt.spec.dVocab) {
-      throw new LoupeError(
-        `${ckpt.dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${ckpt.spec.dVocab}; they do not belong together`,
-      );
-    }
+    const tokenizer = hasTokenizer
+      ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId, ckpt.spec.dVocab)
+      : null;
     const threads = options.threads ?? Math.max(1, os.availableParallelism());
     return new HookedModel(ckpt, compiled, tokenizer, threads);
   }

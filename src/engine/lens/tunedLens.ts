@@ -13,12 +13,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
 import { modelFingerprint } from './engineWeights';
 import { Translator } from './readout';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 
 export const LENS_CONFIG = 'config.json';
 export const LENS_PARAMS = 'params.safetensors';
@@ -82,7 +82,7 @@ export class TunedLens {
       );
     }
     if (!fs.existsSync(configFile)) throw new LoupeError(`${dir}: no ${LENS_CONFIG} beside ${LENS_PARAMS}`);
-    const raw = readJsonObject(configFile);
+    const raw = readJsonObject(configFile, JSON_KINDS.lensConfig);
     const int = (key: string): number => {
       const v = raw[key];
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)

@@ -9,11 +9,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
 import { hookWidth } from '../sae/activations';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 import { LinearClassifier } from './logistic';
 import { ProbeResults } from './probing';
 
@@ -122,7 +122,7 @@ export function loadProbe(dirOrFile: string): SavedProbe {
   const dir = path.basename(dirOrFile) === PROBE_JSON ? path.dirname(dirOrFile) : dirOrFile;
   const file = path.join(dir, PROBE_JSON);
   if (!fs.existsSync(file)) throw new LoupeError(`${dir}: no ${PROBE_JSON}; not a saved Loupe probe`);
-  const json = readJsonObject(file);
+  const json = readJsonObject(file, JSON_KINDS.probe);
   if (json.format !== PROBE_FORMAT)
     throw new LoupeError(`${file}: not a Loupe probe (format '${String(json.format)}')`);
   if (typeof json.version !== 'number' || json.version > PROBE_VERSION) {

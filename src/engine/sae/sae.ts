@@ -16,13 +16,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { defaultCacheDir } from '../compile';
 import { LoupeError } from '../errors';
 import { ExternalTensor } from '../graph/builder';
 import { GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, assertFinite, writeSafetensors } from '../safetensors';
 import { Tensor, numel } from '../tensor';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 import { SaeConfig, parseSaeConfig, saeConfigToJson } from './config';
 import {
   FEATURE_ACTS,
@@ -109,7 +109,7 @@ export class Sae {
   static load(dirOrFile: string, options: SaeOptions = {}): Sae {
     const dir = resolveSaeDir(dirOrFile);
     const cfgFile = path.join(dir, SAE_CFG_FILE);
-    const config = parseSaeConfig(readJsonObject(cfgFile), cfgFile);
+    const config = parseSaeConfig(readJsonObject(cfgFile, JSON_KINDS.saeConfig), cfgFile);
     const file = SafetensorsFile.open(saeWeightsFile(dir));
     const params = readParams(file, config);
     const sparsity = readSparsity(dir, config);
@@ -492,7 +492,7 @@ function readSparsity(dir: string, cfg: SaeConfig): Float32Array | null {
 function readScalerFactor(dir: string): number | null {
   const file = path.join(dir, ACTIVATION_SCALER_FILE);
   if (!fs.existsSync(file)) return null;
-  const value = readJsonObject(file).scaling_factor;
+  const value = readJsonObject(file, JSON_KINDS.saeConfig).scaling_factor;
   if (value === null || value === undefined) return null;
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new LoupeError(`${file}: scaling_factor must be a positive number, not ${JSON.stringify(value)}`);

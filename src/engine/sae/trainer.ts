@@ -15,7 +15,6 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
@@ -23,6 +22,8 @@ import { Feed, GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
 import { Tensor } from '../tensor';
 import { seededUniform } from '../random';
+import { literal, nonNegInt, num, openObject, optional, str } from '../../shared/schema';
+import { JSON_KINDS, readJsonFile } from '../untrustedJson';
 import { ShuffleBuffer, hookWidth, streamActivations } from './activations';
 import { SaeConfig } from './config';
 import { saveSae } from './sae';
@@ -491,8 +492,37 @@ export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | nul
 function readCheckpointState(outDir: string): CheckpointState {
   const file = path.join(outDir, CHECKPOINT, 'state.json');
   if (!fs.existsSync(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
-  return readJsonObject(file) as unknown as CheckpointState;
+  return readJsonFile(file, JSON_KINDS.trainingState, checkpointStateSchema);
 }
+
+/** What a resume reads from state.json, checked field by field: a damaged file is named, never trusted. */
+const checkpointStateSchema = openObject({
+  step: nonNegInt,
+  tokens: nonNegInt,
+  epoch: nonNegInt,
+  documentsDone: nonNegInt,
+  normScalingFactor: num,
+  options: openObject({
+    architecture: literal('relu', 'topk'),
+    dIn: nonNegInt,
+    dSae: nonNegInt,
+    k: nonNegInt,
+    l1: num,
+    lr: num,
+    batch: nonNegInt,
+    steps: nonNegInt,
+    contextSize: nonNegInt,
+    bufferRows: nonNegInt,
+    warmup: num,
+    l1Warmup: nonNegInt,
+    decayFrom: nonNegInt,
+    deadWindow: num,
+    checkpointEvery: nonNegInt,
+    seed: num,
+  }),
+  hook: optional(str),
+  corpus: optional(str),
+});
 
 function saveTrained(
   model: HookedModel,
