@@ -8,7 +8,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Checkpoint, openCheckpoint } from './checkpoint';
-import { CompileProgress, CompiledModel, WEIGHTS_FILE, compileCheckpoint, defaultCacheDir } from './compile';
+import {
+  CompileProgress,
+  CompiledModel,
+  NoticeSink,
+  WEIGHTS_FILE,
+  compileCheckpoint,
+  defaultCacheDir,
+} from './compile';
 import { LoupeError } from './errors';
 import { ModelSpec } from './families/spec';
 import { INPUT_IDS, LOGITS, buildTransformerGraph, editInputNames } from './graph/transformer';
@@ -23,6 +30,8 @@ export interface OpenOptions {
   /** Intra-op threads for onnxruntime; default: the machine's cores. */
   readonly threads?: number;
   readonly onProgress?: (p: CompileProgress) => void;
+  /** Where notices go (a damaged cache rebuilt); default stderr. */
+  readonly onNotice?: NoticeSink;
 }
 
 /** x' = x · mul + add at one hook; each tensor broadcasts against the hook's batched shape. */
@@ -70,7 +79,12 @@ export class HookedModel {
 
   static async open(dir: string, options: OpenOptions = {}): Promise<HookedModel> {
     const ckpt = openCheckpoint(dir);
-    const compiled = compileCheckpoint(ckpt, options.cacheDir ?? defaultCacheDir(), options.onProgress);
+    const compiled = compileCheckpoint(
+      ckpt,
+      options.cacheDir ?? defaultCacheDir(),
+      options.onProgress,
+      options.onNotice,
+    );
     const hasTokenizer = fs.existsSync(path.join(ckpt.dir, 'tokenizer.json'));
     const tokenizer = hasTokenizer
       ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId, ckpt.spec.dVocab)

@@ -32,6 +32,11 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 type Shape = Record<string, Schema<unknown>>;
 type ObjectOf<S extends Shape> = { [K in keyof S]: Infer<S[K]> };
 
+/** A value passing `test`, named `expected` in errors: for checks the other schemas do not cover. */
+export function schemaMatching<T>(expected: string, test: (v: unknown) => boolean): Schema<T> {
+  return schema<T>(expected, test);
+}
+
 function schema<T>(expected: string, test: (v: unknown) => boolean): Schema<T> {
   return {
     parse: (v, at = '') => {
