@@ -99,6 +99,19 @@ function openWeightFiles(dir: string): SafetensorsFile[] {
       if (!shards.get(shard)?.tensors.has(tensor))
         throw new LoupeError(`${index}: '${tensor}' is mapped to '${shard}', which does not hold it`);
     }
+    // A tensor held twice would be read from whichever shard came last, silently.
+    const holder = new Map<string, string>();
+    for (const [name, file] of shards) {
+      for (const tensor of file.tensors.keys()) {
+        const other = holder.get(tensor);
+        if (other !== undefined) {
+          throw new LoupeError(
+            `${index}: tensor '${tensor}' is in both '${other}' and '${name}'; a tensor belongs to one shard`,
+          );
+        }
+        holder.set(tensor, name);
+      }
+    }
     return [...shards.values()];
   }
   const entries = fs.readdirSync(dir);

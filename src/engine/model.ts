@@ -17,6 +17,7 @@ import {
   defaultCacheDir,
 } from './compile';
 import { LoupeError } from './errors';
+import { isPresent } from './inputFiles';
 import { ModelSpec } from './families/spec';
 import { INPUT_IDS, LOGITS, buildTransformerGraph, editInputNames } from './graph/transformer';
 import { HookPoint, HookSelection, hookPoints, hookShape, selectHooks, tokenAxes } from './hooks';
@@ -85,7 +86,7 @@ export class HookedModel {
       options.onProgress,
       options.onNotice,
     );
-    const hasTokenizer = fs.existsSync(path.join(ckpt.dir, 'tokenizer.json'));
+    const hasTokenizer = isPresent(path.join(ckpt.dir, 'tokenizer.json'));
     const tokenizer = hasTokenizer
       ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId, ckpt.spec.dVocab)
       : null;

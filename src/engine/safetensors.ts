@@ -247,7 +247,7 @@ export function assertFinite(values: Float32Array, what: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       throw new LoupeError(
-        `${what} holds a non-finite value (NaN or infinity) at index ${i}; the checkpoint is corrupt`,
+        `${what} holds a non-finite value (not a number, or infinite) at index ${i}; the checkpoint is corrupt`,
       );
     }
   }
