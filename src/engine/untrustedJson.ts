@@ -48,6 +48,7 @@ export const JSON_KINDS = {
   featureIndex: { what: 'feature database index', maxBytes: 256 * MiB, hint: REBUILD_DB },
   featureMap: { what: 'feature map', maxBytes: 256 * MiB, hint: REBUILD_DB },
   featureShard: { what: 'dashboard shard', maxBytes: 64 * MiB, hint: REBUILD_DB },
+  heldoutSample: { what: 'held-out sample', maxBytes: 64 * MiB },
   cache: { what: 'cache file', maxBytes: 256 * MiB },
 } as const satisfies Record<string, JsonKind>;
 

@@ -15,6 +15,8 @@ import { LoupeError } from '../../src/engine/errors';
 import { FeatureDatabase } from '../../src/engine/features/database';
 import { HookedModel } from '../../src/engine/model';
 import { SafetensorsFile } from '../../src/engine/safetensors';
+import { TunedLens } from '../../src/engine/lens/tunedLens';
+import { loadProbe } from '../../src/engine/probes/store';
 import { readTrainingCheckpoint } from '../../src/engine/sae/trainer';
 import { JSON_KINDS, checkJsonDepth, gunzipBounded, readJsonFile } from '../../src/engine/untrustedJson';
 import { arrayOf, nonNegInt, object } from '../../src/shared/schema';
@@ -277,6 +279,33 @@ describe('damaged state and database files', () => {
     loupeError(() => readTrainingCheckpoint(dir), /state\.json: 'step' must be an integer ≥ 0, got "three"/);
     fs.writeFileSync(file, '{"step": 3,');
     loupeError(() => readTrainingCheckpoint(dir), /state\.json: the training state is not valid JSON/);
+  });
+
+  it("names a probe.json's field and a tuned lens config's", () => {
+    const file = path.join(dir, 'probe.json');
+    const hook = { hook: 'blocks.0.hook_resid_post', layer: 0, width: 16, accuracy: 'high' };
+    const meta = {
+      format: 'loupe-probe',
+      version: 1,
+      model: { name: 'm', modelType: 'gpt2', nLayers: 2, dModel: 16, dVocab: 40 },
+      dataset: 'labels.jsonl',
+      labels: ['no', 'yes'],
+      counts: { no: 3, yes: 4 },
+      split: { trainDocuments: 1, testDocuments: 1, trainExamples: 5, testExamples: 2 },
+      options: { l2: 1, testFraction: 0.2, seed: 1, control: true },
+      hooks: [hook],
+      seconds: 1,
+    };
+    fs.writeFileSync(file, JSON.stringify(meta));
+    loupeError(
+      () => loadProbe(dir),
+      /probe\.json: 'hooks\[0\]\.accuracy' must be a finite number, got "high"/,
+    );
+    fs.writeFileSync(file, JSON.stringify({ ...meta, labels: 'no,yes' }));
+    loupeError(() => loadProbe(dir), /probe\.json: 'labels' must be an array, got "no,yes"/);
+    fs.writeFileSync(path.join(dir, 'params.safetensors'), '');
+    fs.writeFileSync(path.join(dir, 'config.json'), `{"d_model": ${'['.repeat(100_000)}`);
+    loupeError(() => TunedLens.load(dir), /config\.json: the lens config is nested more than 64 levels deep/);
   });
 
   it("names a dashboard shard's fault and refuses a gzip bomb in its place", () => {

@@ -47,6 +47,7 @@ import {
   str,
 } from '../../shared/schema';
 import { LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { JSON_KINDS, checkJson, readGzipJson, readUntrustedJson } from '../untrustedJson';
 import {
   FEATURE_DB_SCHEMA,
@@ -190,7 +191,7 @@ export class FeatureDatabase {
   static open(dir: string): FeatureDatabase {
     const given = path.resolve(dir);
     const candidates = [given, path.join(given, FEATURE_DB_DIR)];
-    const found = candidates.find((d) => fs.existsSync(path.join(d, INDEX_FILE)));
+    const found = candidates.find((d) => isPresent(path.join(d, INDEX_FILE)));
     if (!found) {
       throw new LoupeError(
         `${given}: no feature database (${INDEX_FILE}, or ${FEATURE_DB_DIR}/${INDEX_FILE} in an SAE folder); build one with 'loupe dashboards'`,

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
 import { modelFingerprint } from './engineWeights';
@@ -71,7 +72,7 @@ export class TunedLens {
     const configFile = path.join(dir, LENS_CONFIG);
     const paramsFile = path.join(dir, LENS_PARAMS);
     if (!fs.existsSync(dir)) throw new LoupeError(`${dir}: no such tuned-lens folder`);
-    if (!fs.existsSync(paramsFile)) {
+    if (!isPresent(paramsFile)) {
       if (fs.existsSync(path.join(dir, 'params.pt'))) {
         throw new LoupeError(
           `${dir}: params.pt is a PyTorch pickle, which Loupe does not load (unpickling can run code); convert it once with 'python3 tools/convert_tuned_lens.py ${dir}'`,
@@ -81,7 +82,7 @@ export class TunedLens {
         `${dir}: no ${LENS_PARAMS}; a tuned-lens folder holds ${LENS_CONFIG} and ${LENS_PARAMS}`,
       );
     }
-    if (!fs.existsSync(configFile)) throw new LoupeError(`${dir}: no ${LENS_CONFIG} beside ${LENS_PARAMS}`);
+    if (!isPresent(configFile)) throw new LoupeError(`${dir}: no ${LENS_CONFIG} beside ${LENS_PARAMS}`);
     const raw = readJsonObject(configFile, JSON_KINDS.lensConfig);
     const int = (key: string): number => {
       const v = raw[key];

@@ -17,6 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
 import { Feed, GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../safetensors';
@@ -477,7 +478,7 @@ function writeCheckpoint(
 
 /** The checkpoint a stopped run left in `outDir`, or null when there is none. */
 export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | null {
-  if (!fs.existsSync(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
+  if (!isPresent(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
   const state = readCheckpointState(outDir);
   const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
   return {
@@ -491,7 +492,7 @@ export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | nul
 
 function readCheckpointState(outDir: string): CheckpointState {
   const file = path.join(outDir, CHECKPOINT, 'state.json');
-  if (!fs.existsSync(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
+  if (!isPresent(file)) throw new LoupeError(`${outDir}: no checkpoint to resume from`);
   return readJsonFile(file, JSON_KINDS.trainingState, checkpointStateSchema);
 }
 
