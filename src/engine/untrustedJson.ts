@@ -58,15 +58,11 @@ export const JSON_KINDS = {
  */
 export function checkJsonDepth(text: string, file: string, what: string, maxDepth = MAX_JSON_DEPTH): void {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // a backslash escapes the next character, a quote included
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
+    if (c === 0x22) {
+      i = closingQuote(text, i);
+      if (i < 0) return; // unterminated: JSON.parse says so
     } else if (c === 0x5b || c === 0x7b) {
       if (++depth > maxDepth) {
         throw new LoupeError(
@@ -76,6 +72,22 @@ export function checkJsonDepth(text: string, file: string, what: string, maxDept
     } else if (c === 0x5d || c === 0x7d) {
       depth--;
     }
+  }
+}
+
+/**
+ * The index of the quote that closes the string opened at `open`, or -1. Found
+ * with indexOf, which is native: most of a tokenizer.json is strings.
+ */
+function closingQuote(text: string, open: number): number {
+  let at = open;
+  for (;;) {
+    at = text.indexOf('"', at + 1);
+    if (at < 0) return -1;
+    // Escaped when an odd run of backslashes comes before it.
+    let backslashes = 0;
+    while (text.charCodeAt(at - 1 - backslashes) === 0x5c) backslashes++;
+    if (backslashes % 2 === 0) return at;
   }
 }
 
