@@ -300,7 +300,7 @@ export class ModelTree
       const dir = this.described.hub.dir;
       item.description = tildePath(dir);
       item.tooltip = new vscode.MarkdownString(
-        `Checkpoints downloaded with \`huggingface_hub\`, found in \`${dir}\` (\`$HF_HUB_CACHE\`, else \`$HF_HOME/hub\`, else \`~/.cache/huggingface/hub\`).`,
+        `Checkpoints downloaded with \`huggingface_hub\`, found in ${inlineCode(dir)} (\`$HF_HUB_CACHE\`, else \`$HF_HOME/hub\`, else \`~/.cache/huggingface/hub\`).`,
       );
       item.iconPath = new vscode.ThemeIcon('cloud-download');
     }
