@@ -5,14 +5,16 @@
  * the independent PyTorch reference (tools/reference) for the same tokens.
  */
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { HookedModel } from '../../../src/engine/model';
 import { SafetensorsFile } from '../../../src/engine/safetensors';
 import type { FuzzCase } from '../case';
 import { writeInput } from '../caseFiles';
 import { TINY_GPT2, copyModel, deepJson } from '../checkpointCopies';
-import { CASE_CACHE_FOLDER } from '../generate';
+import { CASE_CACHE_FOLDER, REPO_ROOT } from '../generate';
+
+const CLI = path.join(REPO_ROOT, 'dist', 'cli.js');
 
 /** The first tokens of the reference's case0 text: exactly its input_ids [51, 258, 220, 258, 285, 284, 64, 67, 260]. */
 const CASE0_TEXT = 'The heads read the';
@@ -23,20 +25,11 @@ function damaged(name: string, damage: (compiled: string, cache: string) => void
   return {
     name: `cache/${name}`,
     area: 'cache',
-    setup: async (dir) => {
+    setup: (dir) => {
       const model = copyModel(dir);
       const cache = path.join(dir, CASE_CACHE_FOLDER);
-      const opened = await HookedModel.open(model, {
-        cacheDir: cache,
-        threads: 1,
-        onNotice: () => undefined,
-      });
-      await opened.run([[1, 2, 3]]); // writes a graph too
-      await opened.dispose();
-      const root = path.join(cache, 'compiled');
-      damage(path.join(root, fs.readdirSync(root)[0]), cache);
       const text = writeInput(dir, 'text.txt', CASE0_TEXT);
-      return [
+      const args = [
         'run',
         '--model',
         model,
@@ -46,6 +39,12 @@ function damaged(name: string, damage: (compiled: string, cache: string) => void
         '--out',
         path.join(dir, 'out.safetensors'),
       ];
+      // The CLI under test fills the cache first, so the damage is to a cache it would trust.
+      execFileSync(process.execPath, [CLI, ...args], { env: { ...process.env, LOUPE_CACHE_DIR: cache } });
+      fs.rmSync(path.join(dir, 'out.safetensors'));
+      const root = path.join(cache, 'compiled');
+      damage(path.join(root, fs.readdirSync(root)[0]), cache);
+      return args;
     },
     expect: { ok: true, check: (_stdout, dir) => matchesReference(path.join(dir, 'out.safetensors')) },
   };
