@@ -158,9 +158,10 @@ export function recordOf<T>(item: Schema<T>): Schema<Record<string, T>> {
   return {
     parse: (v, at = '') => {
       if (!isRecord(v)) throw new SchemaError(at, 'an object', v);
-      const out: Record<string, T> = {};
-      for (const [key, x] of Object.entries(v)) out[key] = item.parse(x, `${at}[${JSON.stringify(key)}]`);
-      return out;
+      // fromEntries defines own properties: a key named __proto__ stays a key, never the prototype.
+      return Object.fromEntries(
+        Object.entries(v).map(([key, x]) => [key, item.parse(x, `${at}[${JSON.stringify(key)}]`)]),
+      );
     },
   };
 }
