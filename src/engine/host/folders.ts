@@ -27,6 +27,7 @@ import { SaeConfig, parseSaeConfig } from '../sae/config';
 import { SAE_CFG_FILE, saeWeightsFile } from '../sae/sae';
 import { saeFitsModel } from '../sae/splice';
 import { readTrainingCheckpoint } from '../sae/trainer';
+import { readInputText } from '../inputFiles';
 import { SafetensorsFile } from '../safetensors';
 import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 import { EngineParams, EngineResult, ModelFolder, SaeFolder } from './protocol';
@@ -234,9 +235,10 @@ function count(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
+/** A hub cache's refs/<branch> file: a commit hash, so anything larger, or a pipe, is not one. */
 function readRef(file: string): string | null {
   try {
-    return fs.readFileSync(file, 'utf8').trim() || null;
+    return readInputText(file, 'ref', { maxBytes: 1024 }).trim() || null;
   } catch {
     return null;
   }
