@@ -10,6 +10,9 @@ import { LoupeError } from './errors';
 import { familyFor } from './families';
 import { FamilyDefinition, HostTensor, ModelSpec } from './families/spec';
 import { SafetensorsFile, TensorInfo } from './safetensors';
+import { openObject, recordOf, str } from '../shared/schema';
+import { checkFolder, isPresent } from './inputFiles';
+import { JSON_KINDS, readJsonFile, readJsonObject } from './untrustedJson';
 
 export interface Checkpoint {
   readonly dir: string;
@@ -61,71 +64,55 @@ const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt', '.pkl'];
 
 export function openCheckpoint(dirOrFile: string): Checkpoint {
   let dir = path.resolve(dirOrFile);
-  if (!fs.existsSync(dir)) throw new LoupeError(`${dir}: no such model folder`);
+  if (!fs.existsSync(dir)) {
+    if (isPresent(dir)) checkFolder(dir, 'model folder'); // names a looping or broken link
+    throw new LoupeError(`${dir}: no such model folder`);
+  }
   if (fs.statSync(dir).isFile()) {
     if (PICKLE_EXTENSIONS.includes(path.extname(dir))) throw pickleRefusal(dir);
     dir = path.dirname(dir);
   }
   const configFile = path.join(dir, 'config.json');
-  if (!fs.existsSync(configFile)) {
+  if (!isPresent(configFile)) {
     throw new LoupeError(
       `${dir}: no config.json; a model folder is a Hugging Face checkpoint (config.json + model.safetensors)`,
     );
   }
-  const config = readJsonObject(configFile);
+  const config = readJsonObject(configFile, JSON_KINDS.config);
   const family = familyFor(config.model_type, configFile);
   const spec = family.parseConfig(config, configFile);
   const weights = new CheckpointWeights(openWeightFiles(dir));
   return { dir, configFile, config, family, spec, weights };
 }
 
-export function readJsonObject(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new LoupeError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new LoupeError(`${file}: not valid JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new LoupeError(`${file}: expected a JSON object`);
-  }
-  return value as Record<string, unknown>;
-}
+const shardIndexSchema = openObject({ weight_map: recordOf(str) });
 
 function openWeightFiles(dir: string): SafetensorsFile[] {
   const single = path.join(dir, 'model.safetensors');
   const index = path.join(dir, 'model.safetensors.index.json');
-  if (fs.existsSync(single)) return [SafetensorsFile.open(single)];
-  if (fs.existsSync(index)) {
-    const json = readJsonObject(index);
-    const map = json.weight_map;
-    if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-      throw new LoupeError(`${index}: 'weight_map' is missing or not an object`);
-    }
-    const shardNames = [...new Set(Object.values(map as Record<string, unknown>))];
-    for (const s of shardNames) {
-      if (typeof s !== 'string' || s.includes('/') || s.includes('\\')) {
-        throw new LoupeError(`${index}: weight_map names an invalid shard ${JSON.stringify(s)}`);
-      }
-    }
-    const shards = (shardNames as string[]).map((s) => {
-      const file = path.join(dir, s);
-      if (!fs.existsSync(file))
-        throw new LoupeError(`${index}: shard '${s}' is listed but missing from ${dir}`);
-      return SafetensorsFile.open(file);
-    });
-    for (const [tensor, shard] of Object.entries(map as Record<string, string>)) {
-      const f = shards.find((x) => path.basename(x.file) === shard);
-      if (!f?.tensors.has(tensor))
+  if (isPresent(single)) return [SafetensorsFile.open(single)];
+  if (isPresent(index)) {
+    const map = readJsonFile(index, JSON_KINDS.shardIndex, shardIndexSchema).weight_map;
+    const shardNames = [...new Set(Object.values(map))];
+    const shards = new Map(shardNames.map((s) => [s, SafetensorsFile.open(shardFile(dir, index, s))]));
+    for (const [tensor, shard] of Object.entries(map)) {
+      if (!shards.get(shard)?.tensors.has(tensor))
         throw new LoupeError(`${index}: '${tensor}' is mapped to '${shard}', which does not hold it`);
     }
-    return shards;
+    // A tensor held twice would be read from whichever shard came last, silently.
+    const holder = new Map<string, string>();
+    for (const [name, file] of shards) {
+      for (const tensor of file.tensors.keys()) {
+        const other = holder.get(tensor);
+        if (other !== undefined) {
+          throw new LoupeError(
+            `${index}: tensor '${tensor}' is in both '${other}' and '${name}'; a tensor belongs to one shard`,
+          );
+        }
+        holder.set(tensor, name);
+      }
+    }
+    return [...shards.values()];
   }
   const entries = fs.readdirSync(dir);
   const pickles = entries.filter((e) => PICKLE_EXTENSIONS.includes(path.extname(e)));
@@ -137,6 +124,23 @@ function openWeightFiles(dir: string): SafetensorsFile[] {
     );
   }
   throw new LoupeError(`${dir}: no weights (model.safetensors or model.safetensors.index.json)`);
+}
+
+/**
+ * The file a shard index names: a plain file name in the checkpoint folder.
+ * Names with a folder part, `.`, `..` or an absolute path could reach any file
+ * on the machine, so they are refused (a symlink is fine: Hugging Face's cache
+ * links snapshots to blobs elsewhere). The safetensors reader checks the file itself.
+ */
+function shardFile(dir: string, index: string, shard: string): string {
+  if (shard === '' || shard === '.' || shard === '..' || /[/\\]/.test(shard) || path.isAbsolute(shard)) {
+    throw new LoupeError(
+      `${index}: weight_map names the shard ${JSON.stringify(shard)}, which is not a file name in ${dir}; shards must sit beside the index`,
+    );
+  }
+  const file = path.join(dir, shard);
+  if (!isPresent(file)) throw new LoupeError(`${index}: shard '${shard}' is listed but missing from ${dir}`);
+  return file;
 }
 
 function pickleRefusal(file: string): LoupeError {

@@ -5,20 +5,30 @@
  * same checkpoint skips all of it. Weights stream through one tensor at a time,
  * so memory stays near the largest tensor, not the model. Graph variants are
  * written next to the weights and reuse them.
+ *
+ * The cache is Loupe's own but lives on a disk anything can write to, so it is
+ * checked on every open (the manifest's fields, the weights file's recorded
+ * size and a hash of its first and last blocks, each tensor's extent) and a
+ * damaged one is deleted and rebuilt, with one notice saying so. The hash
+ * covers the ends, where a cut or an interrupted copy shows, not every byte:
+ * hashing gigabytes on each open would cost what the cache saves.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Checkpoint } from './checkpoint';
-import { LoupeError } from './errors';
+import { arrayOf, nonNegInt, num, object, openObject, recordOf, schemaMatching, str } from '../shared/schema';
+import { LoupeError, errorMessage } from './errors';
 import { HostTensor, ModelSpec } from './families/spec';
 import { ExternalTensor } from './graph/builder';
+import { isPresent, regularFileSize } from './inputFiles';
 import { assertFinite } from './safetensors';
 import { writeFileAtomic, writeResultFolder } from './safeWrite';
+import { JSON_KINDS, readJsonFile } from './untrustedJson';
 
 /** Bump when the weights layout or graphs change, so old caches are not reused. */
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
 export const WEIGHTS_FILE = 'weights.bin';
 
 export interface CompiledModel {
@@ -37,28 +47,37 @@ export function defaultCacheDir(): string {
   return process.env.LOUPE_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'loupe');
 }
 
+/** Where the engine says something worth knowing that is not an error (a damaged cache rebuilt). */
+export type NoticeSink = (line: string) => void;
+
+export const stderrNotice: NoticeSink = (line) => process.stderr.write(`loupe: ${line}\n`);
+
 export function compileCheckpoint(
   ckpt: Checkpoint,
   cacheDir: string = defaultCacheDir(),
   onProgress?: (p: CompileProgress) => void,
+  onNotice: NoticeSink = stderrNotice,
 ): CompiledModel {
   const recipes = ckpt.family.weightRecipes(ckpt.spec, ckpt.weights.names);
   checkSources(ckpt, recipes);
-  const key = contentKey(ckpt, cacheDir, onProgress);
+  const key = contentKey(ckpt, cacheDir, onNotice, onProgress);
   const dir = path.join(cacheDir, 'compiled', key);
   const manifestFile = path.join(dir, 'manifest.json');
-  if (fs.existsSync(manifestFile)) {
-    try {
-      return { dir, key, weights: readManifest(manifestFile) };
-    } catch {
-      fs.rmSync(dir, { recursive: true, force: true }); // damaged cache: rebuild below
-    }
+  const names = [
+    ...recipes.keys(),
+    ...(ckpt.spec.positional === 'rotary' ? ['rotary.cos', 'rotary.sin'] : []),
+  ];
+  if (isPresent(dir)) {
+    const cached = openCachedWeights(dir, names);
+    if (typeof cached !== 'string') return { dir, key, weights: cached };
+    onNotice(`${dir}: the compiled-model cache is damaged (${cached}); rebuilding it`);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
   // Written whole beside its place and swapped in (safeWrite.ts): a kill never leaves half a cache entry.
   writeResultFolder(dir, 'cache', (out) => {
     const manifest: Record<string, ExternalTensor> = {};
+    let offset = 0;
     out.file(WEIGHTS_FILE, (sink) => {
-      let offset = 0;
       const write = (name: string, t: HostTensor): void => {
         const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
         sink.write(bytes);
@@ -85,9 +104,13 @@ export function compileCheckpoint(
         write('rotary.sin', sin);
       }
     });
-    out.file('manifest.json', JSON.stringify({ format: FORMAT_VERSION, weights: manifest }));
+    const check = { weightsBytes: offset, weightsEnds: edgeDigest(path.join(out.dir, WEIGHTS_FILE), offset) };
+    out.file('manifest.json', JSON.stringify({ format: FORMAT_VERSION, ...check, weights: manifest }));
   });
-  return { dir, key, weights: readManifest(manifestFile) };
+  const built = openCachedWeights(dir, names);
+  if (typeof built === 'string')
+    throw new LoupeError(`${manifestFile}: the cache just written is unreadable (${built})`);
+  return { dir, key, weights: built };
 }
 
 function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']['weightRecipes']>): void {
@@ -129,13 +152,61 @@ function rotaryTables(spec: ModelSpec): { cos: HostTensor; sin: HostTensor } {
   return { cos: { shape: [spec.nCtx, rd], data: cos }, sin: { shape: [spec.nCtx, rd], data: sin } };
 }
 
-function readManifest(file: string): Map<string, ExternalTensor> {
-  const json = JSON.parse(fs.readFileSync(file, 'utf8')) as {
-    format: number;
-    weights: Record<string, ExternalTensor>;
-  };
-  if (json.format !== FORMAT_VERSION) throw new Error('stale cache format');
-  return new Map(Object.entries(json.weights));
+const manifestSchema = openObject({
+  format: num,
+  weightsBytes: nonNegInt,
+  weightsEnds: str,
+  weights: recordOf(object({ offset: nonNegInt, length: nonNegInt, dims: arrayOf(nonNegInt, 16) })),
+});
+
+/** Bytes hashed at each end of weights.bin. */
+const EDGE_BYTES = 1024 * 1024;
+
+/** A hash of a file's size and its first and last blocks: what a cut, an empty or a swapped file changes. */
+function edgeDigest(file: string, size: number): string {
+  const hash = crypto.createHash('sha256').update(`${size}\n`);
+  const blocks =
+    size <= 2 * EDGE_BYTES
+      ? [[0, size]]
+      : [
+          [0, EDGE_BYTES],
+          [size - EDGE_BYTES, EDGE_BYTES],
+        ];
+  const fd = fs.openSync(file, 'r');
+  try {
+    for (const [at, length] of blocks) {
+      const buf = Buffer.alloc(length);
+      const n = fs.readSync(fd, buf, 0, length, at);
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
+}
+
+/** The cached tensors' places in weights.bin, or why the cache cannot be trusted. */
+function openCachedWeights(dir: string, names: readonly string[]): Map<string, ExternalTensor> | string {
+  try {
+    const manifest = readJsonFile(path.join(dir, 'manifest.json'), JSON_KINDS.cache, manifestSchema);
+    if (manifest.format !== FORMAT_VERSION) return `format ${manifest.format}, not ${FORMAT_VERSION}`;
+    const weightsFile = path.join(dir, WEIGHTS_FILE);
+    const size = regularFileSize(weightsFile, WEIGHTS_FILE);
+    if (size !== manifest.weightsBytes)
+      return `${WEIGHTS_FILE} is ${size} bytes, not ${manifest.weightsBytes}`;
+    if (edgeDigest(weightsFile, size) !== manifest.weightsEnds) return `${WEIGHTS_FILE} has changed`;
+    const weights = new Map(Object.entries(manifest.weights));
+    for (const name of names) {
+      const t = weights.get(name);
+      if (!t) return `no weight '${name}'`;
+      if (t.offset + t.length > size || t.length !== t.dims.reduce((a, d) => a * d, 4))
+        return `weight '${name}' does not fit ${WEIGHTS_FILE}`;
+    }
+    return weights;
+  } catch (err) {
+    if (err instanceof LoupeError) return err.message;
+    throw err;
+  }
 }
 
 /**
@@ -143,14 +214,22 @@ function readManifest(file: string): Map<string, ExternalTensor> {
  * checkpoint takes seconds, so the result is remembered per file path, size
  * and modification time; a changed file is hashed again.
  */
-function contentKey(ckpt: Checkpoint, cacheDir: string, onProgress?: (p: CompileProgress) => void): string {
+function contentKey(
+  ckpt: Checkpoint,
+  cacheDir: string,
+  onNotice: NoticeSink,
+  onProgress?: (p: CompileProgress) => void,
+): string {
   const files = [ckpt.configFile, ...ckpt.weights.files.map((f) => f.file)];
   const memoFile = path.join(cacheDir, 'fingerprints.json');
   let memo: Record<string, string> = {};
-  try {
-    memo = JSON.parse(fs.readFileSync(memoFile, 'utf8')) as Record<string, string>;
-  } catch {
-    memo = {};
+  if (isPresent(memoFile)) {
+    try {
+      memo = readJsonFile(memoFile, JSON_KINDS.cache, fingerprintMemo);
+    } catch (err) {
+      if (!(err instanceof LoupeError)) throw err;
+      onNotice(`${errorMessage(err)}; the fingerprint memo is rebuilt`);
+    }
   }
   const outer = crypto.createHash('sha256');
   outer.update(`loupe-format-${FORMAT_VERSION}\n`);
@@ -176,6 +255,10 @@ function contentKey(ckpt: Checkpoint, cacheDir: string, onProgress?: (p: Compile
   }
   return outer.digest('hex').slice(0, 32);
 }
+
+const fingerprintMemo = recordOf(
+  schemaMatching<string>('a SHA-256 hex digest', (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v)),
+);
 
 function hashFile(file: string): string {
   const hash = crypto.createHash('sha256');

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LoupeError } from './errors';
+import { JSON_KINDS, readJsonObject } from './untrustedJson';
 
 export function packageRoot(): string {
   let dir = __dirname;
@@ -12,9 +13,10 @@ export function packageRoot(): string {
     const manifest = path.join(dir, 'package.json');
     if (fs.existsSync(manifest)) {
       try {
-        if ((JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string }).name === 'loupe') return dir;
-      } catch {
-        // not ours; keep walking up
+        // Folders above the install are anyone's: a package.json there may be a pipe or huge.
+        if (readJsonObject(manifest, JSON_KINDS.config).name === 'loupe') return dir;
+      } catch (err) {
+        if (!(err instanceof LoupeError)) throw err; // not ours; keep walking up
       }
     }
     const parent = path.dirname(dir);

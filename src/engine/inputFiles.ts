@@ -106,6 +106,20 @@ export function readInputText(file: string, what: string, limit: ReadLimit): str
   return text.startsWith('\uFEFF') ? text.slice(1) : text;
 }
 
+/**
+ * Whether anything is there under that name, a broken or looping symlink
+ * included: where `fs.existsSync` says no, a looping link would be reported
+ * as missing instead of as the loop it is.
+ */
+export function isPresent(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Checks that a path is an existing folder, with the usual one-line messages. */
 export function checkFolder(dir: string, what = 'folder'): void {
   let st: fs.Stats;

@@ -4,12 +4,19 @@
  * built on first use and kept (on disk and as live sessions), so repeated runs
  * of the same kind pay nothing extra.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Checkpoint, openCheckpoint } from './checkpoint';
-import { CompileProgress, CompiledModel, WEIGHTS_FILE, compileCheckpoint, defaultCacheDir } from './compile';
+import {
+  CompileProgress,
+  CompiledModel,
+  NoticeSink,
+  WEIGHTS_FILE,
+  compileCheckpoint,
+  defaultCacheDir,
+} from './compile';
 import { LoupeError } from './errors';
+import { isPresent } from './inputFiles';
 import { ModelSpec } from './families/spec';
 import { INPUT_IDS, LOGITS, buildTransformerGraph, editInputNames } from './graph/transformer';
 import { HookPoint, HookSelection, hookPoints, hookShape, selectHooks, tokenAxes } from './hooks';
@@ -24,6 +31,8 @@ export interface OpenOptions {
   /** Intra-op threads for onnxruntime; default: the machine's cores. */
   readonly threads?: number;
   readonly onProgress?: (p: CompileProgress) => void;
+  /** Where notices go (a damaged cache rebuilt); default stderr. */
+  readonly onNotice?: NoticeSink;
 }
 
 /** x' = x · mul + add at one hook; each tensor broadcasts against the hook's batched shape. */
@@ -71,14 +80,16 @@ export class HookedModel {
 
   static async open(dir: string, options: OpenOptions = {}): Promise<HookedModel> {
     const ckpt = openCheckpoint(dir);
-    const compiled = compileCheckpoint(ckpt, options.cacheDir ?? defaultCacheDir(), options.onProgress);
-    const hasTokenizer = fs.existsSync(path.join(ckpt.dir, 'tokenizer.json'));
-    const tokenizer = hasTokenizer ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId) : null;
-    if (tokenizer && tokenizer.vocabSize > ckpt.spec.dVocab) {
-      throw new LoupeError(
-        `${ckpt.dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${ckpt.spec.dVocab}; they do not belong together`,
-      );
-    }
+    const compiled = compileCheckpoint(
+      ckpt,
+      options.cacheDir ?? defaultCacheDir(),
+      options.onProgress,
+      options.onNotice,
+    );
+    const hasTokenizer = isPresent(path.join(ckpt.dir, 'tokenizer.json'));
+    const tokenizer = hasTokenizer
+      ? await TextTokenizer.load(ckpt.dir, ckpt.spec.bosTokenId, ckpt.spec.dVocab)
+      : null;
     const threads = options.threads ?? Math.max(1, os.availableParallelism());
     return new HookedModel(ckpt, compiled, tokenizer, threads);
   }

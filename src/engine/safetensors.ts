@@ -7,6 +7,8 @@
 import * as fs from 'node:fs';
 import { LoupeError } from './errors';
 import { checkOutputFile, writeFileAtomic } from './safeWrite';
+import { regularFileSize } from './inputFiles';
+import { JSON_KINDS, parseUntrustedJson } from './untrustedJson';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -24,7 +26,7 @@ const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
 };
 
 /** Headers past this size are refused: real ones are kilobytes to a few megabytes. */
-const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+const MAX_HEADER_BYTES = JSON_KINDS.safetensorsHeader.maxBytes;
 
 export interface TensorInfo {
   readonly name: string;
@@ -47,6 +49,8 @@ export class SafetensorsFile {
   }
 
   static open(file: string): SafetensorsFile {
+    // Before opening: opening a pipe for reading would wait for a writer forever.
+    regularFileSize(file, 'safetensors file');
     let fd: number;
     try {
       fd = fs.openSync(file, 'r');
@@ -67,12 +71,7 @@ export class SafetensorsFile {
       }
       const headerBuf = Buffer.alloc(headerLen);
       fs.readSync(fd, headerBuf, 0, headerLen, 8);
-      let header: unknown;
-      try {
-        header = JSON.parse(headerBuf.toString('utf8'));
-      } catch {
-        throw new LoupeError(`${file}: the header is not valid JSON; the file is corrupt or not safetensors`);
-      }
+      const header = parseUntrustedJson(headerBuf.toString('utf8'), file, JSON_KINDS.safetensorsHeader);
       if (typeof header !== 'object' || header === null || Array.isArray(header)) {
         throw new LoupeError(`${file}: the header is not a JSON object`);
       }
@@ -217,7 +216,8 @@ function parseEntry(
 }
 
 function checkNoOverlap(file: string, infos: TensorInfo[]): void {
-  const sorted = [...infos].sort((a, b) => a.begin - b.begin);
+  // A tensor with a 0 in its shape holds no bytes, so it overlaps nothing wherever its offsets point.
+  const sorted = infos.filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i].begin < sorted[i - 1].end) {
       throw new LoupeError(
@@ -248,7 +248,7 @@ export function assertFinite(values: Float32Array, what: string): void {
   for (let i = 0; i < values.length; i++) {
     if (!Number.isFinite(values[i])) {
       throw new LoupeError(
-        `${what} holds a non-finite value (NaN or infinity) at index ${i}; the checkpoint is corrupt`,
+        `${what} holds a non-finite value (not a number, or infinite) at index ${i}; the checkpoint is corrupt`,
       );
     }
   }

@@ -12,10 +12,21 @@
  * Offset trimming (ByteLevel `trim_offsets`) is switched off, so a token such
  * as " foo" spans its leading space too and the spans tile the text exactly.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from 'tokenizers';
+import {
+  Infer,
+  arrayOf,
+  nonNegInt,
+  nullable,
+  openObject,
+  optional,
+  str,
+  unknownValue,
+} from '../shared/schema';
 import { LoupeError } from './errors';
+import { isPresent } from './inputFiles';
+import { JSON_KINDS, readJsonFile, readJsonObject } from './untrustedJson';
 
 export interface Token {
   readonly id: number;
@@ -40,19 +51,20 @@ export class TextTokenizer {
     readonly vocabSize: number,
   ) {}
 
-  static async load(dir: string, bosFromConfig: number | null): Promise<TextTokenizer> {
+  /**
+   * Loads the folder's tokenizer.json. With `vocabSize` (the model's), an id
+   * in the vocabulary or the added tokens at or past it is refused here,
+   * naming the file and the id, instead of failing later at the embedding.
+   */
+  static async load(dir: string, bosFromConfig: number | null, vocabSize?: number): Promise<TextTokenizer> {
     const file = path.join(dir, 'tokenizer.json');
-    if (!fs.existsSync(file)) {
+    if (!isPresent(file)) {
       throw new LoupeError(
         `${dir}: no tokenizer.json; Loupe needs the checkpoint's Hugging Face tokenizer to read text`,
       );
     }
-    let json: Record<string, unknown>;
-    try {
-      json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new LoupeError(`${file}: not valid JSON (${(err as Error).message})`);
-    }
+    const json = readJsonFile(file, JSON_KINDS.tokenizer, tokenizerFileSchema);
+    if (vocabSize !== undefined) checkIdsBelow(json, vocabSize, file);
     disableOffsetTrimming(json);
     let tokenizer: Tokenizer;
     try {
@@ -127,19 +139,43 @@ const BYTE_LEVEL_DECODER: ReadonlyMap<string, number> = (() => {
   return map;
 })();
 
+const addedToken = openObject({ id: nonNegInt, content: str });
+
+/** The parts of tokenizer.json Loupe reads itself; the tokenizers library checks the rest. */
+const tokenizerFileSchema = openObject({
+  model: openObject({ type: optional(str), vocab: optional(unknownValue) }),
+  added_tokens: optional(nullable(arrayOf(addedToken, 10_000_000))),
+});
+
+type TokenizerFile = Infer<typeof tokenizerFileSchema>;
+
+/** Every id the vocabulary and the added tokens hold must index the model's embedding. */
+function checkIdsBelow(json: TokenizerFile, vocabSize: number, file: string): void {
+  const beyond = (id: unknown, token: string): void => {
+    if (typeof id === 'number' && id >= vocabSize) {
+      throw new LoupeError(
+        `${file}: token ${JSON.stringify(token)} has id ${id}, but the model's vocab_size is ${vocabSize} (ids 0..${vocabSize - 1}); the tokenizer belongs to another model`,
+      );
+    }
+  };
+  const vocab = json.model.vocab;
+  // BPE, WordPiece and WordLevel map token → id; Unigram lists [token, score] in id order.
+  if (Array.isArray(vocab)) {
+    if (vocab.length > vocabSize) beyond(vocabSize, String((vocab[vocabSize] as unknown[] | null)?.[0]));
+  } else if (vocab && typeof vocab === 'object') {
+    for (const [token, id] of Object.entries(vocab as Record<string, unknown>)) beyond(id, token);
+  }
+  for (const t of json.added_tokens ?? []) beyond(t.id, t.content);
+}
+
 /** Reads `bos_token` from tokenizer_config.json (a string or an AddedToken object), if any. */
 function readBosToken(dir: string): string | null {
   const file = path.join(dir, 'tokenizer_config.json');
-  if (!fs.existsSync(file)) return null;
-  try {
-    const cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as { bos_token?: unknown };
-    const b = cfg.bos_token;
-    if (typeof b === 'string') return b;
-    if (b && typeof b === 'object' && typeof (b as { content?: unknown }).content === 'string') {
-      return (b as { content: string }).content;
-    }
-  } catch {
-    throw new LoupeError(`${file}: not valid JSON`);
+  if (!isPresent(file)) return null;
+  const b = readJsonObject(file, JSON_KINDS.tokenizerConfig).bos_token;
+  if (typeof b === 'string') return b;
+  if (b && typeof b === 'object' && typeof (b as { content?: unknown }).content === 'string') {
+    return (b as { content: string }).content;
   }
   return null;
 }

@@ -18,6 +18,7 @@ import { HEAT_LEVELS, heatDecorationTypes, heatRamp, isHighContrast, toRange } f
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { LensEditor } from './lensEditor';
+import { escapeMarkdown } from './markdownText';
 import { TokenSpans } from './tokenSpans';
 
 const CONTEXT_KEY = 'loupe.attentionActive';
@@ -197,8 +198,8 @@ export class AttentionInEditor implements vscode.Disposable {
       .sort((a, b) => b.w - a.w)
       .slice(0, 5);
     const bos = keys.length > 0 && !spans.visible(keys[0]) ? weights[0] : null;
-    const quote = (t: number) => JSON.stringify(spans.tokenText(t));
-    const where = (t: number) => `${file}:${spans.range(t).start.line + 1}`;
+    const quote = (t: number) => escapeMarkdown(JSON.stringify(spans.tokenText(t)));
+    const where = (t: number) => `${escapeMarkdown(file)}:${spans.range(t).start.line + 1}`;
     const lines = [
       `**${name}**: where ${quote(query)} (${where(query)}) attends${choice.head === null ? ' (the mean of the layer’s heads)' : ''}.`,
       '',

@@ -9,6 +9,7 @@
  */
 import * as vscode from 'vscode';
 import { HEAT_LEVELS, heatColors, heatDecorationTypes, heatLevel, heatRamp } from './decorations';
+import { escapeMarkdown } from './markdownText';
 
 export interface ScoreMap {
   readonly document: vscode.TextDocument;
@@ -74,7 +75,8 @@ export class ScoreHeatMap implements vscode.Disposable {
       map.kind === 'probability'
         ? `$(symbol-color) ${map.title}: 0 → 1`
         : `$(symbol-color) ${map.title}: ±${max.toPrecision(3)}`;
-    const tip = new vscode.MarkdownString(undefined, true);
+    // HTML for the colour swatches only; the title and details hold text from the file and the probe, escaped.
+    const tip = new vscode.MarkdownString();
     tip.supportHtml = true;
     const swatch = (c: string) => `<span style="background-color:${c};">&nbsp;&nbsp;&nbsp;&nbsp;</span>`;
     const colours = heatColors(vscode.window.activeColorTheme.kind);
@@ -82,7 +84,10 @@ export class ScoreHeatMap implements vscode.Disposable {
       map.kind === 'probability'
         ? `0 ${colours.map(swatch).join('')} 1`
         : `−${max.toPrecision(3)} ${[...coolColors(vscode.window.activeColorTheme.kind)].reverse().map(swatch).join('')} 0 ${colours.map(swatch).join('')} +${max.toPrecision(3)}`;
-    tip.appendMarkdown(`**${map.title}**\n\n${scale}\n\n${map.details.join('\n\n')}\n\nClick to clear.`);
+    const details = map.details.filter((d) => d !== '').map(escapeMarkdown);
+    tip.appendMarkdown(
+      `**${escapeMarkdown(map.title)}**\n\n${scale}\n\n${details.join('\n\n')}\n\nClick to clear.`,
+    );
     this.status.tooltip = tip;
     this.status.show();
   }

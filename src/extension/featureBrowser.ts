@@ -169,15 +169,19 @@ export class FeatureBrowser implements vscode.Disposable {
     const state = this.database.state;
     if (state.kind !== 'ready') return;
     const { corpus, dir } = state.info;
-    const bases = [
-      ...(vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
-      path.dirname(dir), // the SAE folder
-      path.dirname(path.dirname(dir)),
-    ];
-    const where = resolveContextSource(corpus, source, bases);
+    const workspace = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    const bases = [...workspace, path.dirname(dir) /* the SAE folder */, path.dirname(path.dirname(dir))];
+    const where = resolveContextSource(corpus, source, bases, [...workspace, dir]);
     if (where.kind === 'record') {
       this.notice(
         `From line ${where.line} of ${where.name}${where.file ? '' : ', which is not on this machine'}: a JSONL record of the corpus, so there is no file to open.`,
+        'info',
+      );
+      return;
+    }
+    if (where.kind === 'outside') {
+      this.notice(
+        `From ${where.file}, outside the workspace and the feature database's folder: Loupe opens a context's file only from there. Open that folder as the workspace to follow it.`,
         'info',
       );
       return;

@@ -7,6 +7,7 @@ import { DocumentAnalyses } from './analyses';
 import { toRange } from './decorations';
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
+import { escapeMarkdown, inlineCode } from './markdownText';
 
 const FEATURES_SHOWN = 3;
 
@@ -42,7 +43,8 @@ export class TokenHover implements vscode.HoverProvider {
       if (err instanceof EngineError && (err.cancelled || err.stale)) return undefined;
       throw err;
     }
-    const md = new vscode.MarkdownString(undefined, true);
+    // No theme icons: a token or label holding `$(…)` would otherwise show as one.
+    const md = new vscode.MarkdownString();
     md.isTrusted = { enabledCommands: ['loupe.showHeatMap'] };
     md.appendMarkdown(
       `**Loupe** · token ${code(analysis.spans.tokenText(t))} (id ${analysis.spans.ids[t]})\n\n`,
@@ -51,7 +53,7 @@ export class TokenHover implements vscode.HoverProvider {
       if (r.features.length === 0) md.appendMarkdown('No feature fires here.\n\n');
       for (const f of r.features) {
         const link = `command:loupe.showHeatMap?${encodeURIComponent(JSON.stringify([f.index]))}`;
-        const label = f.label ? ` ${escape(f.label)}` : '';
+        const label = f.label ? ` ${escapeMarkdown(f.label)}` : '';
         md.appendMarkdown(
           `- [#${f.index}](${link} "Show the heat map of feature #${f.index}")${label} — ${f.act.toFixed(2)}\n`,
         );
@@ -69,16 +71,12 @@ export class TokenHover implements vscode.HoverProvider {
   }
 }
 
-/** Inline code that shows whitespace and survives backticks in the text. */
+/** A token as inline code, its white space shown. */
 function code(text: string): string {
-  const shown = text
-    .replace(/ /g, '·')
-    .replace(/\t/g, '→')
-    .replace(/\r\n|\n|\r/g, '↵');
-  const fence = shown.includes('`') ? '`` ' : '`';
-  return `${fence}${shown}${fence === '`' ? '`' : ' ``'}`;
-}
-
-function escape(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+  return inlineCode(
+    text
+      .replace(/ /g, '·')
+      .replace(/\t/g, '→')
+      .replace(/\r\n|\n|\r/g, '↵'),
+  );
 }

@@ -23,6 +23,7 @@ import * as vscode from 'vscode';
 import { EngineResult, ModelFolder, SaeFolder } from '../engine/host/protocol';
 import { NO_SAE, addFolder, affectsFolders, readConfig, removeFolder, setPath } from './config';
 import { EngineState, EngineStatus } from './engineState';
+import { escapeMarkdown, inlineCode } from './markdownText';
 
 export const MODELS_VIEW = 'loupe.models';
 /**
@@ -299,7 +300,7 @@ export class ModelTree
       const dir = this.described.hub.dir;
       item.description = tildePath(dir);
       item.tooltip = new vscode.MarkdownString(
-        `Checkpoints downloaded with \`huggingface_hub\`, found in \`${dir}\` (\`$HF_HUB_CACHE\`, else \`$HF_HOME/hub\`, else \`~/.cache/huggingface/hub\`).`,
+        `Checkpoints downloaded with \`huggingface_hub\`, found in ${inlineCode(dir)} (\`$HF_HUB_CACHE\`, else \`$HF_HOME/hub\`, else \`~/.cache/huggingface/hub\`).`,
       );
       item.iconPath = new vscode.ThemeIcon('cloud-download');
     }
@@ -319,7 +320,7 @@ export class ModelTree
     item.iconPath = icon(loaded, folder.problem !== null, folder.pickleOnly);
     if (folder.pickleOnly) item.resourceUri = vscode.Uri.file(folder.dir).with({ scheme: DIMMED_SCHEME });
     const md = new vscode.MarkdownString('', true);
-    md.appendMarkdown(`**${escape(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
+    md.appendMarkdown(`**${escapeMarkdown(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
     if (c) {
       md.appendMarkdown(
         `${c.modelType}, ${c.nLayers} layers, ${c.nHeads} heads, d_model ${c.dModel}, d_mlp ${c.dMlp}, ` +
@@ -328,7 +329,7 @@ export class ModelTree
     }
     if (folder.hub)
       md.appendMarkdown(
-        `Hugging Face cache: ${escape(folder.hub.repo)} @ ${folder.hub.revision.slice(0, 12)}  \n`,
+        `Hugging Face cache: ${escapeMarkdown(folder.hub.repo)} @ ${folder.hub.revision.slice(0, 12)}  \n`,
       );
     md.appendText(folder.dir);
     if (folder.problem) {
@@ -377,12 +378,12 @@ export class ModelTree
       item.resourceUri = vscode.Uri.file(folder.dir).with({ scheme: DIMMED_SCHEME });
     }
     const md = new vscode.MarkdownString('', true);
-    md.appendMarkdown(`**${escape(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
+    md.appendMarkdown(`**${escapeMarkdown(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
     if (c) {
       md.appendMarkdown(
-        `${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at \`${c.hook}\`, d_in ${c.dIn} → d_sae ${c.dSae} ` +
+        `${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at ${inlineCode(c.hook)}, d_in ${c.dIn} → d_sae ${c.dSae} ` +
           `(${(c.dSae / c.dIn).toFixed(c.dSae % c.dIn === 0 ? 0 : 1)}×)` +
-          (c.modelName ? `, trained on ${escape(c.modelName)}` : '') +
+          (c.modelName ? `, trained on ${escapeMarkdown(c.modelName)}` : '') +
           `  \n${c.hasFeatureDatabase ? 'Has feature dashboards' : 'No feature dashboards yet'}` +
           (model ? ` · ${fitsLoaded ? 'fits the loaded model' : 'does not fit the loaded model'}` : '') +
           '  \n',
@@ -530,10 +531,6 @@ function bytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GB`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MB`;
   return `${Math.max(1, Math.round(n / 1024))} KB`;
-}
-
-function escape(s: string): string {
-  return s.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
 }
 
 // ---- commands on the tree ----

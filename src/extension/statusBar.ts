@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DocumentAnalyses } from './analyses';
 import { EngineState } from './engineState';
+import { escapeMarkdown, inlineCode } from './markdownText';
 
 export class LoupeStatusBar implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem(
@@ -42,7 +43,7 @@ export class LoupeStatusBar implements vscode.Disposable {
     this.item.backgroundColor = undefined;
     if (s.kind === 'loading') {
       this.item.text = `$(sync~spin) Loupe: ${s.message}`;
-      tooltip.appendMarkdown(`Loupe is loading: ${s.message}`);
+      tooltip.appendMarkdown(`Loupe is loading: ${escapeMarkdown(s.message)}`);
     } else if (s.kind === 'failed') {
       this.item.text = '$(error) Loupe: no model';
       this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
@@ -52,13 +53,13 @@ export class LoupeStatusBar implements vscode.Disposable {
       this.item.text = `${busy} ${s.model.name} · ${s.sae ? s.sae.name : 'no SAE'}`;
       if (!s.sae) this.item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
       tooltip.appendMarkdown(
-        `**Model** ${s.model.name} (${s.model.modelType}, ${s.model.nLayers} layers)  \n`,
+        `**Model** ${escapeMarkdown(s.model.name)} (${escapeMarkdown(s.model.modelType)}, ${s.model.nLayers} layers)  \n`,
       );
       tooltip.appendText(s.model.dir);
       tooltip.appendMarkdown('\n\n');
       if (s.sae) {
         tooltip.appendMarkdown(
-          `**SAE** ${s.sae.name} (${s.sae.architecture}, ${s.sae.dSae} features at \`${s.sae.hook}\`)  \n`,
+          `**SAE** ${escapeMarkdown(s.sae.name)} (${s.sae.architecture}, ${s.sae.dSae} features at ${inlineCode(s.sae.hook)})  \n`,
         );
         tooltip.appendText(s.sae.dir);
       } else {
@@ -66,7 +67,7 @@ export class LoupeStatusBar implements vscode.Disposable {
       }
       if (a.kind === 'done') {
         tooltip.appendMarkdown(
-          `\n\n${path.basename(vscode.Uri.parse(a.analysis.uri).path)}: ${a.analysis.spans.count} tokens, analysed in ${a.millis.toFixed(0)} ms`,
+          `\n\n${escapeMarkdown(path.basename(vscode.Uri.parse(a.analysis.uri).path))}: ${a.analysis.spans.count} tokens, analysed in ${a.millis.toFixed(0)} ms`,
         );
       } else if (a.kind === 'skipped' || a.kind === 'failed') {
         tooltip.appendMarkdown('\n\n');

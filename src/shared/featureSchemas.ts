@@ -5,10 +5,10 @@
  * checks them on arrival. Here rather than in either protocol file because
  * both protocols carry them and the webview may import only src/shared.
  */
-import { Infer, arrayOf, bool, literal, nonNegInt, nullable, num, object, str } from './schema';
+import { Infer, arrayOf, bool, literal, nonNegInt, nullable, num, object, pairOf, str } from './schema';
 
 /** [start, end) in UTF-16 code units. */
-const span = arrayOf(nonNegInt, 2);
+const span = pairOf(nonNegInt);
 
 export const featureContext = object({
   /** The document, relative to the database's corpus (see `databaseInfo.corpus`). */

@@ -13,6 +13,9 @@ export class SchemaError extends Error {
   constructor(
     readonly at: string,
     readonly expected: string,
+    /** The value found there (undefined where a key is missing), for messages that say what was wrong. */
+    readonly got?: unknown,
+    readonly missing = false,
   ) {
     super(`${at || 'message'}: expected ${expected}`);
     this.name = 'SchemaError';
@@ -29,10 +32,15 @@ export type Infer<S> = S extends Schema<infer T> ? T : never;
 type Shape = Record<string, Schema<unknown>>;
 type ObjectOf<S extends Shape> = { [K in keyof S]: Infer<S[K]> };
 
+/** A value passing `test`, named `expected` in errors: for checks the other schemas do not cover. */
+export function schemaMatching<T>(expected: string, test: (v: unknown) => boolean): Schema<T> {
+  return schema<T>(expected, test);
+}
+
 function schema<T>(expected: string, test: (v: unknown) => boolean): Schema<T> {
   return {
     parse: (v, at = '') => {
-      if (!test(v)) throw new SchemaError(at, expected);
+      if (!test(v)) throw new SchemaError(at, expected, v);
       return v as T;
     },
   };
@@ -47,6 +55,13 @@ export const nonNegInt = schema<number>(
   'an integer ≥ 0',
   (v) => Number.isSafeInteger(v) && (v as number) >= 0,
 );
+/** An integer in [min, max]; for sizes read from files, where an absurd value would be allocated. */
+export function intBetween(min: number, max: number): Schema<number> {
+  return schema<number>(
+    `an integer from ${min} to ${max}`,
+    (v) => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max,
+  );
+}
 /** Anything; for envelopes whose payload is checked in a second step. */
 export const unknownValue = schema<unknown>('anything', () => true);
 export const float32Array = schema<Float32Array>('a Float32Array', (v) => v instanceof Float32Array);
@@ -63,9 +78,19 @@ export function nullable<T>(inner: Schema<T>): Schema<T | null> {
 export function arrayOf<T>(item: Schema<T>, maxLength = 1_000_000): Schema<T[]> {
   return {
     parse: (v, at = '') => {
-      if (!Array.isArray(v)) throw new SchemaError(at, 'an array');
-      if (v.length > maxLength) throw new SchemaError(at, `at most ${maxLength} items`);
+      if (!Array.isArray(v)) throw new SchemaError(at, 'an array', v);
+      if (v.length > maxLength) throw new SchemaError(at, `at most ${maxLength} items`, v);
       return v.map((x, i) => item.parse(x, `${at}[${i}]`));
+    },
+  };
+}
+
+/** Exactly two items: a [start, end) span. */
+export function pairOf<T>(item: Schema<T>): Schema<[T, T]> {
+  return {
+    parse: (v, at = '') => {
+      if (!Array.isArray(v) || v.length !== 2) throw new SchemaError(at, 'a pair [a, b]', v);
+      return [item.parse(v[0], `${at}[0]`), item.parse(v[1], `${at}[1]`)];
     },
   };
 }
@@ -79,13 +104,19 @@ function parseFields<S extends Shape>(
   v: Record<string, unknown>,
   at: string,
   skip?: string,
+  open = false,
 ): ObjectOf<S> {
-  for (const key of Object.keys(v)) {
-    if (key !== skip && !(key in shape)) throw new SchemaError(`${at}.${key}`, 'no such key');
+  if (!open) {
+    for (const key of Object.keys(v)) {
+      if (key !== skip && !(key in shape)) throw new SchemaError(`${at}.${key}`, 'no such key', v[key]);
+    }
   }
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(shape)) {
-    if (!(key in v)) throw new SchemaError(`${at}.${key}`, 'a value (the key is missing)');
+    if (!Object.prototype.hasOwnProperty.call(v, key)) {
+      if (OPTIONAL in field) continue;
+      throw new SchemaError(`${at}.${key}`, 'a value (the key is missing)', undefined, true);
+    }
     out[key] = field.parse(v[key], `${at}.${key}`);
   }
   return out as ObjectOf<S>;
@@ -96,8 +127,41 @@ export function object<S extends Shape>(shape: S): Schema<ObjectOf<S>> & { reado
   return {
     shape,
     parse: (v, at = '') => {
-      if (!isRecord(v)) throw new SchemaError(at, 'an object');
+      if (!isRecord(v)) throw new SchemaError(at, 'an object', v);
       return parseFields(shape, v, at);
+    },
+  };
+}
+
+const OPTIONAL = Symbol('optional');
+
+/**
+ * For files other tools write (Hugging Face configs, SAELens cfgs): a field
+ * that may be absent. Messages between Loupe's own parts use `nullable`.
+ */
+export function optional<T>(inner: Schema<T>): Schema<T | undefined> {
+  return { [OPTIONAL]: true, parse: (v, at = '') => inner.parse(v, at) } as Schema<T | undefined>;
+}
+
+/** An object whose other keys are let through unchecked: files other tools write carry fields Loupe does not read. */
+export function openObject<S extends Shape>(shape: S): Schema<ObjectOf<S> & Record<string, unknown>> {
+  return {
+    parse: (v, at = '') => {
+      if (!isRecord(v)) throw new SchemaError(at, 'an object', v);
+      return { ...v, ...parseFields(shape, v, at, undefined, true) };
+    },
+  };
+}
+
+/** An object used as a map from any key to values of one schema (a shard index's weight_map). */
+export function recordOf<T>(item: Schema<T>): Schema<Record<string, T>> {
+  return {
+    parse: (v, at = '') => {
+      if (!isRecord(v)) throw new SchemaError(at, 'an object', v);
+      // fromEntries defines own properties: a key named __proto__ stays a key, never the prototype.
+      return Object.fromEntries(
+        Object.entries(v).map(([key, x]) => [key, item.parse(x, `${at}[${JSON.stringify(key)}]`)]),
+      );
     },
   };
 }
@@ -114,10 +178,10 @@ export function variants<const K extends string, M extends Record<string, Shape>
   const names = Object.keys(shapes);
   return {
     parse: (v, at = '') => {
-      if (!isRecord(v)) throw new SchemaError(at, 'an object');
+      if (!isRecord(v)) throw new SchemaError(at, 'an object', v);
       const name = v[tag];
       if (typeof name !== 'string' || !Object.prototype.hasOwnProperty.call(shapes, name)) {
-        throw new SchemaError(`${at}.${tag}`, `one of ${names.map((n) => `'${n}'`).join(', ')}`);
+        throw new SchemaError(`${at}.${tag}`, `one of ${names.map((n) => `'${n}'`).join(', ')}`, name);
       }
       return { [tag]: name, ...parseFields(shapes[name], v, at, tag) } as Variants<K, M>;
     },

@@ -22,7 +22,7 @@ import {
 import { engineMethods } from '../../src/engine/host/protocol';
 import { EngineSession } from '../../src/engine/host/session';
 import { EngineClient, EngineError, EngineLog } from '../../src/extension/engineClient';
-import { resolveContextSource } from '../../src/extension/featureBrowserSources';
+import { isInsideFolder, resolveContextSource } from '../../src/extension/featureBrowserSources';
 import { FIXTURES, seededRandom, tempDir, writeRandomSae } from './helpers';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -364,11 +364,11 @@ describe("a dashboard context's source on this machine", () => {
 
   it('finds a file of a folder corpus, relative to the first base that holds the corpus', () => {
     const bases = [path.join(dir, 'elsewhere'), path.join(dir, 'ws')];
-    assert.deepEqual(resolveContextSource('corpus', path.join('src', 'a.py'), bases), {
+    assert.deepEqual(resolveContextSource('corpus', path.join('src', 'a.py'), bases, [dir]), {
       kind: 'file',
       file: path.join(dir, 'ws', 'corpus', 'src', 'a.py'),
     });
-    assert.deepEqual(resolveContextSource(path.join(dir, 'ws', 'corpus'), 'notes.txt', []), {
+    assert.deepEqual(resolveContextSource(path.join(dir, 'ws', 'corpus'), 'notes.txt', [], [dir]), {
       kind: 'file',
       file: path.join(dir, 'ws', 'corpus', 'notes.txt'),
     });
@@ -376,26 +376,53 @@ describe("a dashboard context's source on this machine", () => {
 
   it('finds the file of a single-file corpus, and says when a file or corpus is not here', () => {
     const single = path.join(dir, 'ws', 'corpus', 'notes.txt');
-    assert.deepEqual(resolveContextSource(single, 'notes.txt', []), { kind: 'file', file: single });
-    assert.deepEqual(resolveContextSource('corpus', 'gone.py', [path.join(dir, 'ws')]), { kind: 'missing' });
-    assert.deepEqual(resolveContextSource('no-corpus', 'a.py', [path.join(dir, 'ws')]), { kind: 'missing' });
+    assert.deepEqual(resolveContextSource(single, 'notes.txt', [], [dir]), { kind: 'file', file: single });
+    assert.deepEqual(resolveContextSource('corpus', 'gone.py', [path.join(dir, 'ws')], [dir]), {
+      kind: 'missing',
+    });
+    assert.deepEqual(resolveContextSource('no-corpus', 'a.py', [path.join(dir, 'ws')], [dir]), {
+      kind: 'missing',
+    });
     // A source that climbs out of its corpus is not where a context came from.
     assert.deepEqual(
-      resolveContextSource('corpus', path.join('..', '..', 'outside.py'), [path.join(dir, 'ws')]),
+      resolveContextSource('corpus', path.join('..', '..', 'outside.py'), [path.join(dir, 'ws')], [dir]),
       {
         kind: 'missing',
       },
     );
   });
 
+  it('opens nothing outside the workspace and the database folder, whatever the database says', () => {
+    const ws = path.join(dir, 'ws');
+    // A corpus of '/' reaches every file on the machine; only what lies inside the allowed folders opens.
+    assert.deepEqual(resolveContextSource('/', path.join(dir, 'outside.py').slice(1), [], [ws]), {
+      kind: 'outside',
+      file: path.join(dir, 'outside.py'),
+    });
+    assert.deepEqual(resolveContextSource('/', path.join(ws, 'corpus', 'notes.txt').slice(1), [], [ws]), {
+      kind: 'file',
+      file: path.join(ws, 'corpus', 'notes.txt'),
+    });
+    // A symlink inside the workspace that points out of it is outside too.
+    fs.symlinkSync(path.join(dir, 'outside.py'), path.join(ws, 'corpus', 'link.py'));
+    assert.deepEqual(resolveContextSource('corpus', 'link.py', [ws], [ws]), {
+      kind: 'outside',
+      file: path.join(ws, 'corpus', 'link.py'),
+    });
+    assert.equal(isInsideFolder(path.join(ws, 'corpus', 'link.py'), ws), false);
+    assert.equal(isInsideFolder(path.join(ws, 'corpus', 'notes.txt'), ws), true);
+    assert.equal(isInsideFolder(ws, ws), false, 'the folder itself is not a file inside it');
+    assert.equal(isInsideFolder(path.join(ws, 'gone.txt'), ws), false);
+  });
+
   it('names a JSONL record by file and line, with the file when it is here', () => {
-    assert.deepEqual(resolveContextSource('data.jsonl', 'data.jsonl:7', [path.join(dir, 'ws')]), {
+    assert.deepEqual(resolveContextSource('data.jsonl', 'data.jsonl:7', [path.join(dir, 'ws')], [dir]), {
       kind: 'record',
       name: 'data.jsonl',
       line: 7,
       file: path.join(dir, 'ws', 'data.jsonl'),
     });
-    assert.deepEqual(resolveContextSource('.cache/heldout.jsonl', 'heldout.jsonl:2', [dir]), {
+    assert.deepEqual(resolveContextSource('.cache/heldout.jsonl', 'heldout.jsonl:2', [dir], [dir]), {
       kind: 'record',
       name: 'heldout.jsonl',
       line: 2,

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tk from 'tokenizers';
+import { ProbeMetadata } from '../../src/engine/probes/store';
 import { TensorToWrite, writeSafetensors } from '../../src/engine/safetensors';
 
 export const FIXTURES = path.join(__dirname, '..', 'fixtures');
@@ -185,4 +186,34 @@ export function writeRandomSae(dir: string, o: RandomSaeOptions): void {
       metadata,
     }),
   );
+}
+
+/** A probe's saved metadata with every field loadProbe checks; tests give what they vary. */
+export function probeMetadata(given: {
+  dataset: string;
+  labels: string[];
+  model: ProbeMetadata['model'];
+  hooks: { hook: string; layer: number; width: number; accuracy: number }[];
+}): ProbeMetadata {
+  return {
+    format: 'loupe-probe',
+    version: 1,
+    model: given.model,
+    dataset: given.dataset,
+    labels: given.labels,
+    counts: Object.fromEntries(given.labels.map((l) => [l, 10])),
+    split: { trainDocuments: 3, testDocuments: 1, trainExamples: 30, testExamples: 10 },
+    options: { l2: 1e-3, testFraction: 0.25, seed: 0, control: false },
+    hooks: given.hooks.map((h) => ({
+      ...h,
+      trainAccuracy: h.accuracy,
+      majorityBaseline: 0.5,
+      controlAccuracy: null,
+      selectivity: null,
+      trainLoss: 0.5,
+      iterations: 10,
+      converged: true,
+    })),
+    seconds: 1,
+  };
 }

@@ -9,11 +9,16 @@ import {
   SchemaError,
   arrayOf,
   float32Array,
+  intBetween,
   literal,
   nonNegInt,
   nullable,
   num,
   object,
+  openObject,
+  optional,
+  pairOf,
+  recordOf,
   str,
   variants,
 } from '../../src/shared/schema';
@@ -122,5 +127,46 @@ describe('the inspector protocol', () => {
       () => inspectorToHost.parse({ type: 'run', command: 'workbench.action.terminal.sendSequence' }),
       '.command',
     );
+  });
+});
+
+describe('schemas for files other tools write', () => {
+  const cfg = openObject({
+    d_in: nonNegInt,
+    hook: optional(str),
+    map: optional(recordOf(str)),
+    span: optional(pairOf(num)),
+  });
+
+  it('lets unknown keys through, skips an absent optional field, still checks a present one', () => {
+    assert.deepEqual(cfg.parse({ d_in: 3, extra: [1] }), { d_in: 3, extra: [1] });
+    rejects(() => cfg.parse({ d_in: 3, hook: 7 }), '.hook');
+    rejects(() => cfg.parse({ hook: 'h' }), '.d_in');
+  });
+
+  it('says what was found and whether a key was missing', () => {
+    assert.throws(
+      () => cfg.parse({ d_in: null }),
+      (err: unknown) => err instanceof SchemaError && err.got === null && !err.missing,
+    );
+    assert.throws(
+      () => cfg.parse({}),
+      (err: unknown) => err instanceof SchemaError && err.at === '.d_in' && err.missing,
+    );
+  });
+
+  it('checks every value of a map by its quoted key, and keeps __proto__ a plain key', () => {
+    rejects(() => cfg.parse({ d_in: 1, map: { 'h.0.w': 'a', 'h.1.w': 2 } }), '.map["h.1.w"]');
+    const parsed = cfg.parse(JSON.parse('{"d_in": 1, "map": {"__proto__": "x"}}'));
+    assert.deepEqual(Object.keys(parsed.map ?? {}), ['__proto__']);
+    assert.equal(Object.getPrototypeOf(parsed.map), Object.prototype);
+  });
+
+  it('takes exactly two items for a pair and bounds an integer from a file', () => {
+    rejects(() => cfg.parse({ d_in: 1, span: [1] }), '.span');
+    rejects(() => cfg.parse({ d_in: 1, span: [1, 2, 3] }), '.span');
+    assert.equal(intBetween(1, 4096).parse(16), 16);
+    rejects(() => intBetween(1, 4096).parse(0), '');
+    rejects(() => intBetween(1, 4096).parse(1e12), '');
   });
 });

@@ -13,12 +13,12 @@ import { FeatureDatabase, writeFeatureDatabase } from '../../src/engine/features
 import { FeatureDashboard, FeatureDbMeta } from '../../src/engine/features/types';
 import { TunedLens } from '../../src/engine/lens/tunedLens';
 import { HookedModel } from '../../src/engine/model';
-import { ProbeMetadata, SavedProbe, loadProbe, saveProbe } from '../../src/engine/probes/store';
+import { SavedProbe, loadProbe, saveProbe } from '../../src/engine/probes/store';
 import { parseSaeConfig } from '../../src/engine/sae/config';
 import { Sae, SaeParams, saveSae } from '../../src/engine/sae/sae';
 import { readTrainingCheckpoint, trainSae } from '../../src/engine/sae/trainer';
 import { FsOps, realFsOps, withFsOps } from '../../src/engine/safeWrite';
-import { FIXTURES, seededRandom, tempDir } from './helpers';
+import { FIXTURES, probeMetadata, seededRandom, tempDir } from './helpers';
 
 /** What a killed process does next: nothing. */
 class Killed extends Error {}
@@ -163,13 +163,31 @@ const saeWriter: ResultWriter = {
 
 const DB_FEATURES = 40; // three shards of 16
 
+/** The first features of the bundled database: real, complete dashboards that the reader's checks accept. */
+let bundledSample: { meta: FeatureDbMeta; dashboards: FeatureDashboard[] } | null = null;
+function bundledDashboards(): { meta: FeatureDbMeta; dashboards: FeatureDashboard[] } {
+  if (!bundledSample) {
+    const dir = path.join(__dirname, '..', '..', 'models', 'default-sae', 'features');
+    const index = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')) as {
+      meta: FeatureDbMeta;
+    };
+    const db = FeatureDatabase.open(dir);
+    bundledSample = {
+      meta: index.meta,
+      dashboards: Array.from({ length: DB_FEATURES }, (_, i) => db.dashboard(i)),
+    };
+  }
+  return bundledSample;
+}
+
 const databaseWriter: ResultWriter = {
   name: 'feature database',
   write(target, v) {
     const label = (i: number): string => `${v}-${i}`;
     const n = DB_FEATURES;
+    const { meta, dashboards } = bundledDashboards();
     writeFeatureDatabase(target, {
-      meta: { dSae: n, liveFeatures: n, hook: v } as unknown as FeatureDbMeta,
+      meta: { ...meta, dSae: n, liveFeatures: n, corpus: v },
       features: {
         label: Array.from({ length: n }, (_, i) => label(i)),
         dead: Array.from({ length: n }, () => false),
@@ -181,7 +199,7 @@ const databaseWriter: ResultWriter = {
       },
       clusters: [],
       map: [],
-      dashboard: (i) => ({ index: i, label: { text: label(i) } }) as unknown as FeatureDashboard,
+      dashboard: (i) => ({ ...dashboards[i], index: i, label: { ...dashboards[i].label, text: label(i) } }),
     });
   },
   read(target) {
@@ -197,14 +215,12 @@ const databaseWriter: ResultWriter = {
 function probeVersion(v: Version): SavedProbe {
   const dim = 6;
   const hook = 'blocks.0.hook_resid_post';
-  const meta = {
-    format: 'loupe-probe',
-    version: 1,
-    model: { name: 'tiny', modelType: 'gpt2', nLayers: 2, dModel: dim, dVocab: 40 },
+  const meta = probeMetadata({
     dataset: v,
     labels: v === 'old' ? ['no', 'yes'] : ['a', 'b', 'c'],
     hooks: [{ hook, layer: 0, width: dim, accuracy: v === 'old' ? 0.7 : 0.9 }],
-  } as unknown as ProbeMetadata;
+    model: { name: 'tiny', modelType: 'gpt2', nLayers: 2, dModel: dim, dVocab: 40 },
+  });
   const outputs = v === 'old' ? 1 : 3;
   const weight = Float32Array.from({ length: outputs * dim }, (_, i) => (v === 'old' ? i : -i));
   const bias = Float32Array.from({ length: outputs }, (_, i) => i + 0.5);

@@ -28,11 +28,27 @@
  * never sees half a database, and opening one finishes a swap a kill cut short. The schema version is checked on open; an older or newer
  * database is refused with a message that says to rebuild it.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { featureCluster, featureDashboard } from '../../shared/featureSchemas';
+import {
+  arrayOf,
+  bool,
+  int,
+  intBetween,
+  nonNegInt,
+  nullable,
+  num,
+  openObject,
+  recordOf,
+  Schema,
+  SchemaError,
+  str,
+} from '../../shared/schema';
 import { LoupeError } from '../errors';
 import { recoverResult, writeResultFolder } from '../safeWrite';
+import { isPresent } from '../inputFiles';
+import { JSON_KINDS, checkJson, readGzipJson, readUntrustedJson } from '../untrustedJson';
 import {
   FEATURE_DB_SCHEMA,
   FeatureCluster,
@@ -165,22 +181,24 @@ export class FeatureDatabase {
     const given = path.resolve(dir);
     const candidates = [given, path.join(given, FEATURE_DB_DIR)];
     for (const d of candidates) recoverResult(d);
-    const found = candidates.find((d) => fs.existsSync(path.join(d, INDEX_FILE)));
+    const found = candidates.find((d) => isPresent(path.join(d, INDEX_FILE)));
     if (!found) {
       throw new LoupeError(
         `${given}: no feature database (${INDEX_FILE}, or ${FEATURE_DB_DIR}/${INDEX_FILE} in an SAE folder); build one with 'loupe dashboards'`,
       );
     }
     const file = path.join(found, INDEX_FILE);
-    const index = readJson(file) as IndexFile;
-    checkSchema(index.schema, file);
+    const raw = readUntrustedJson(file, JSON_KINDS.featureIndex);
+    checkSchema((raw as { schema?: unknown } | null)?.schema, file);
+    const index: IndexFile = checkJson(raw, indexSchema, file, JSON_KINDS.featureIndex);
+    const n = index.meta.dSae;
     const f = index.features;
-    const n = index.meta?.dSae;
-    const columns = [f?.label, f?.dead, f?.density, f?.maxAct, f?.meanActive, f?.cluster, f?.tokens];
-    if (typeof n !== 'number' || columns.some((c) => !Array.isArray(c) || c.length !== n)) {
-      throw new LoupeError(
-        `${file}: the feature columns are missing or do not hold d_sae rows; rebuild the database`,
-      );
+    for (const [name, column] of Object.entries(f)) {
+      if (column.length !== n) {
+        throw new LoupeError(
+          `${file}: 'features.${name}' holds ${column.length} rows but meta.dSae is ${n}; rebuild the database`,
+        );
+      }
     }
     return new FeatureDatabase(found, index);
   }
@@ -216,16 +234,9 @@ export class FeatureDatabase {
       this.shards.delete(n);
     } else {
       const file = path.join(this.dir, 'shards', shardName(n));
-      let raw: Buffer;
-      try {
-        raw = zlib.gunzipSync(fs.readFileSync(file));
-      } catch (err) {
-        throw new LoupeError(
-          `${file}: cannot read the shard (${(err as Error).message}); rebuild the database`,
-        );
-      }
-      shard = parseJson(raw.toString('utf8'), file) as ShardFile;
-      checkSchema(shard.schema, file);
+      const json = readGzipJson(file, JSON_KINDS.featureShard, this.index.shardSize * MAX_DASHBOARD_BYTES);
+      checkSchema((json as { schema?: unknown } | null)?.schema, file);
+      shard = checkJson(json, shardSchema, file, JSON_KINDS.featureShard);
       if (shard.first !== n * this.index.shardSize) throw new LoupeError(`${file}: holds the wrong features`);
     }
     this.shards.set(n, shard);
@@ -292,8 +303,12 @@ export class FeatureDatabase {
   map(): readonly MapPoint[] {
     if (!this.mapPoints) {
       const file = path.join(this.dir, MAP_FILE);
-      const m = readJson(file) as MapFile;
-      checkSchema(m.schema, file);
+      const json = readUntrustedJson(file, JSON_KINDS.featureMap);
+      checkSchema((json as { schema?: unknown } | null)?.schema, file);
+      const m = checkJson(json, mapSchema, file, JSON_KINDS.featureMap);
+      if ([m.x, m.y, m.cluster].some((c) => c.length !== m.index.length)) {
+        throw new LoupeError(`${file}: the map's columns differ in length; rebuild the database`);
+      }
       this.mapPoints = m.index.map((index, i) => ({ index, x: m.x[i], y: m.y[i], cluster: m.cluster[i] }));
     }
     return this.mapPoints;
@@ -306,23 +321,64 @@ export class FeatureDatabase {
   }
 }
 
-function readJson(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new LoupeError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
-  }
-  return parseJson(text, file);
-}
+/** Big enough for any dashboard Loupe writes (tens of contexts of at most a few hundred tokens), so a shard's inflated size is bounded by its feature count. */
+const MAX_DASHBOARD_BYTES = 4 * 1024 * 1024;
+const MAX_FEATURES = 1 << 24;
 
-function parseJson(text: string, file: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new LoupeError(`${file}: not valid JSON; rebuild the database with 'loupe dashboards'`);
-  }
-}
+const optionValue: Schema<string | number | boolean> = {
+  parse: (v, at = '') => {
+    if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))
+      return v;
+    throw new SchemaError(at, 'a string, number or boolean', v);
+  },
+};
+
+/** index.json as the loader uses it; what lies outside these fields is not read. */
+const indexSchema = openObject({
+  schema: num,
+  meta: openObject({
+    schema: num,
+    createdAt: str,
+    model: str,
+    hook: str,
+    dSae: nonNegInt,
+    dIn: nonNegInt,
+    corpus: str,
+    tokens: nonNegInt,
+    documents: nonNegInt,
+    contextSize: nonNegInt,
+    liveFeatures: nonNegInt,
+    options: recordOf(optionValue),
+    logitsNote: nullable(str),
+    clusterNote: str,
+    seconds: recordOf(num),
+  }),
+  shardSize: intBetween(1, 4096),
+  features: openObject({
+    label: arrayOf(str, MAX_FEATURES),
+    dead: arrayOf(bool, MAX_FEATURES),
+    density: arrayOf(num, MAX_FEATURES),
+    maxAct: arrayOf(num, MAX_FEATURES),
+    meanActive: arrayOf(num, MAX_FEATURES),
+    cluster: arrayOf(int, MAX_FEATURES),
+    tokens: arrayOf(arrayOf(str), MAX_FEATURES),
+  }),
+  clusters: arrayOf(featureCluster, MAX_FEATURES),
+});
+
+const mapSchema = openObject({
+  schema: num,
+  index: arrayOf(nonNegInt, MAX_FEATURES),
+  x: arrayOf(num, MAX_FEATURES),
+  y: arrayOf(num, MAX_FEATURES),
+  cluster: arrayOf(int, MAX_FEATURES),
+});
+
+const shardSchema = openObject({
+  schema: num,
+  first: nonNegInt,
+  dashboards: arrayOf(featureDashboard, 4096),
+});
 
 function checkSchema(schema: unknown, file: string): void {
   if (schema !== FEATURE_DB_SCHEMA) {

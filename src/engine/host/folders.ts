@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { openCheckpoint, readJsonObject } from '../checkpoint';
+import { openCheckpoint } from '../checkpoint';
 import { errorMessage } from '../errors';
 import { ModelSpec } from '../families/spec';
 import { FEATURE_DB_DIR } from '../features/database';
@@ -27,7 +27,9 @@ import { SaeConfig, parseSaeConfig } from '../sae/config';
 import { SAE_CFG_FILE, saeWeightsFile } from '../sae/sae';
 import { saeFitsModel } from '../sae/splice';
 import { readTrainingCheckpoint } from '../sae/trainer';
+import { readInputText } from '../inputFiles';
 import { SafetensorsFile } from '../safetensors';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 import { EngineParams, EngineResult, ModelFolder, SaeFolder } from './protocol';
 
 const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt', '.pkl'];
@@ -128,7 +130,7 @@ export function describeSaeFolder(
   }
   let config: SaeConfig;
   try {
-    config = parseSaeConfig(readJsonObject(cfgFile), cfgFile);
+    config = parseSaeConfig(readJsonObject(cfgFile, JSON_KINDS.saeConfig), cfgFile);
     const weights = SafetensorsFile.open(saeWeightsFile(dir));
     const wEnc = weights.tensors.get('W_enc')?.shape;
     if (wEnc && (wEnc[0] !== config.dIn || wEnc[1] !== config.dSae)) {
@@ -233,9 +235,10 @@ function count(v: unknown): number | null {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : null;
 }
 
+/** A hub cache's refs/<branch> file: a commit hash, so anything larger, or a pipe, is not one. */
 function readRef(file: string): string | null {
   try {
-    return fs.readFileSync(file, 'utf8').trim() || null;
+    return readInputText(file, 'ref', { maxBytes: 1024 }).trim() || null;
   } catch {
     return null;
   }

@@ -10,12 +10,15 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { arrayOf, literal, nonNegInt, nullable, num, openObject, str } from '../../shared/schema';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { GraphBuilder } from '../graph/builder';
 import { HookedModel } from '../model';
 import { GraphSession } from '../runtime';
+import { isPresent } from '../inputFiles';
 import { contextWindows } from '../sae/activations';
+import { JSON_KINDS, readJsonFile } from '../untrustedJson';
 import { readEngineWeight } from './engineWeights';
 import { collectHeadMoments } from './headMoments';
 import { PoolSpec, TextPool, buildTextPool } from './textPool';
@@ -80,6 +83,27 @@ export interface TextSpanResult {
   readonly cached: boolean;
 }
 
+/** A cached result as read back: every field the views print, checked, so a damaged entry is recomputed. */
+const textSpanCacheSchema = openObject({
+  pool: literal('unembed', 'words'),
+  steps: nonNegInt,
+  rank: nonNegInt,
+  tokens: nonNegInt,
+  windows: nonNegInt,
+  heads: arrayOf(
+    openObject({
+      layer: nonNegInt,
+      head: nonNegInt,
+      rank: nonNegInt,
+      variance: num,
+      explained: num,
+      directions: arrayOf(
+        openObject({ index: nonNegInt, id: nullable(nonNegInt), text: str, fraction: num }),
+      ),
+    }),
+  ),
+});
+
 export async function headTextDirections(
   model: HookedModel,
   options: TextSpanOptions,
@@ -101,12 +125,13 @@ export async function headTextDirections(
     `${cacheKey(windows, poolSpec, steps, rank)}.json`,
   );
   const useCache = options.cache ?? true;
-  if (useCache && fs.existsSync(cacheFile)) {
+  if (useCache && isPresent(cacheFile)) {
     try {
-      const hit = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as TextSpanResult;
+      const hit = readJsonFile(cacheFile, JSON_KINDS.cache, textSpanCacheSchema);
       return { ...hit, cached: true };
-    } catch {
-      // A damaged entry is recomputed below.
+    } catch (err) {
+      // A damaged entry is recomputed below and written over.
+      if (!(err instanceof LoupeError)) throw err;
     }
   }
 
@@ -206,6 +231,8 @@ export async function corpusWindows(
   return out;
 }
 
+const heldoutSampleSchema = openObject({ items: arrayOf(openObject({ ids: arrayOf(nonNegInt) })) });
+
 /**
  * The windows of a model folder's `heldout-sample.json` (the bundled default
  * model ships one: held-out files' first windows as token ids), or null when
@@ -214,14 +241,8 @@ export async function corpusWindows(
 export function heldoutSampleWindows(modelDir: string): number[][] | null {
   const file = path.join(modelDir, 'heldout-sample.json');
   if (!fs.existsSync(file)) return null;
-  const items = (JSON.parse(fs.readFileSync(file, 'utf8')) as { items?: { ids?: unknown }[] }).items;
-  if (!Array.isArray(items)) throw new LoupeError(`${file}: no "items" list`);
-  return items.map((item, i) => {
-    const ids = item.ids;
-    if (!Array.isArray(ids) || !ids.every((x) => Number.isInteger(x)))
-      throw new LoupeError(`${file}: item ${i} has no "ids" list of token ids`);
-    return ids as number[];
-  });
+  const sample = readJsonFile(file, JSON_KINDS.heldoutSample, heldoutSampleSchema);
+  return sample.items.map((item) => item.ids);
 }
 
 /** Each head's output weights as the final norm reads them, [H × d_head × d]: W_O's rows, centred for LayerNorm. */

@@ -13,13 +13,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
 import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
 import { recoverResult, writeResultFolder } from '../safeWrite';
 import { modelFingerprint } from './engineWeights';
 import { Translator } from './readout';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 
 export const LENS_CONFIG = 'config.json';
 export const LENS_PARAMS = 'params.safetensors';
@@ -73,7 +74,7 @@ export class TunedLens {
     const paramsFile = path.join(dir, LENS_PARAMS);
     recoverResult(dir);
     if (!fs.existsSync(dir)) throw new LoupeError(`${dir}: no such tuned-lens folder`);
-    if (!fs.existsSync(paramsFile)) {
+    if (!isPresent(paramsFile)) {
       if (fs.existsSync(path.join(dir, 'params.pt'))) {
         throw new LoupeError(
           `${dir}: params.pt is a PyTorch pickle, which Loupe does not load (unpickling can run code); convert it once with 'python3 tools/convert_tuned_lens.py ${dir}'`,
@@ -83,8 +84,8 @@ export class TunedLens {
         `${dir}: no ${LENS_PARAMS}; a tuned-lens folder holds ${LENS_CONFIG} and ${LENS_PARAMS}`,
       );
     }
-    if (!fs.existsSync(configFile)) throw new LoupeError(`${dir}: no ${LENS_CONFIG} beside ${LENS_PARAMS}`);
-    const raw = readJsonObject(configFile);
+    if (!isPresent(configFile)) throw new LoupeError(`${dir}: no ${LENS_CONFIG} beside ${LENS_PARAMS}`);
+    const raw = readJsonObject(configFile, JSON_KINDS.lensConfig);
     const int = (key: string): number => {
       const v = raw[key];
       if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)

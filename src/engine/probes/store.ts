@@ -7,14 +7,26 @@
  * logit of labels[1] against labels[0], else one per class). Versioned, so a
  * later Loupe can read what an earlier one wrote.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
 import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
 import { recoverResult, writeResultFolder } from '../safeWrite';
 import { hookWidth } from '../sae/activations';
+import {
+  arrayOf,
+  bool,
+  int,
+  literal,
+  nonNegInt,
+  nullable,
+  num,
+  openObject,
+  recordOf,
+  str,
+} from '../../shared/schema';
+import { JSON_KINDS, checkJson, readJsonObject } from '../untrustedJson';
 import { LinearClassifier } from './logistic';
 import { ProbeResults } from './probing';
 
@@ -120,13 +132,46 @@ export function saveProbe(dir: string, probe: SavedProbe): void {
   });
 }
 
+/** probe.json as loadProbe reads it: what the views and `probeHook` use, checked field by field. */
+const probeMetadataSchema = openObject({
+  format: literal(PROBE_FORMAT),
+  version: nonNegInt,
+  model: openObject({ name: str, modelType: str, nLayers: nonNegInt, dModel: nonNegInt, dVocab: nonNegInt }),
+  dataset: str,
+  labels: arrayOf(str),
+  counts: recordOf(nonNegInt),
+  split: openObject({
+    trainDocuments: nonNegInt,
+    testDocuments: nonNegInt,
+    trainExamples: nonNegInt,
+    testExamples: nonNegInt,
+  }),
+  options: openObject({ l2: num, testFraction: num, seed: num, control: bool }),
+  hooks: arrayOf(
+    openObject({
+      hook: str,
+      layer: int,
+      width: nonNegInt,
+      accuracy: num,
+      trainAccuracy: num,
+      majorityBaseline: num,
+      controlAccuracy: nullable(num),
+      selectivity: nullable(num),
+      trainLoss: num,
+      iterations: nonNegInt,
+      converged: bool,
+    }),
+  ),
+  seconds: num,
+});
+
 /** Opens a saved probe folder (or its probe.json). */
 export function loadProbe(dirOrFile: string): SavedProbe {
   const dir = path.basename(dirOrFile) === PROBE_JSON ? path.dirname(dirOrFile) : dirOrFile;
   recoverResult(dir);
   const file = path.join(dir, PROBE_JSON);
-  if (!fs.existsSync(file)) throw new LoupeError(`${dir}: no ${PROBE_JSON}; not a saved Loupe probe`);
-  const json = readJsonObject(file);
+  if (!isPresent(file)) throw new LoupeError(`${dir}: no ${PROBE_JSON}; not a saved Loupe probe`);
+  const json = readJsonObject(file, JSON_KINDS.probe);
   if (json.format !== PROBE_FORMAT)
     throw new LoupeError(`${file}: not a Loupe probe (format '${String(json.format)}')`);
   if (typeof json.version !== 'number' || json.version > PROBE_VERSION) {
@@ -134,10 +179,8 @@ export function loadProbe(dirOrFile: string): SavedProbe {
       `${file}: probe format version ${String(json.version)} is newer than this Loupe reads (${PROBE_VERSION}); update Loupe`,
     );
   }
-  const meta = json as unknown as ProbeMetadata;
-  if (!Array.isArray(meta.labels) || meta.labels.length < 2 || !Array.isArray(meta.hooks)) {
-    throw new LoupeError(`${file}: 'labels' (at least two) and 'hooks' are required`);
-  }
+  const meta: ProbeMetadata = checkJson(json, probeMetadataSchema, file);
+  if (meta.labels.length < 2) throw new LoupeError(`${file}: 'labels' must hold at least two labels`);
   const tensors = SafetensorsFile.open(path.join(dir, PROBE_TENSORS));
   const K = meta.labels.length;
   const outputs = K === 2 ? 1 : K;

@@ -16,14 +16,15 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { defaultCacheDir } from '../compile';
 import { LoupeError } from '../errors';
 import { ExternalTensor } from '../graph/builder';
+import { isPresent } from '../inputFiles';
 import { GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, assertFinite, safetensorsChunks } from '../safetensors';
 import { recoverResult, writeFileAtomic, writeResultFolder } from '../safeWrite';
 import { Tensor, numel } from '../tensor';
+import { JSON_KINDS, readJsonObject } from '../untrustedJson';
 import { SaeConfig, parseSaeConfig, saeConfigToJson } from './config';
 import {
   FEATURE_ACTS,
@@ -110,7 +111,7 @@ export class Sae {
   static load(dirOrFile: string, options: SaeOptions = {}): Sae {
     const dir = resolveSaeDir(dirOrFile);
     const cfgFile = path.join(dir, SAE_CFG_FILE);
-    const config = parseSaeConfig(readJsonObject(cfgFile), cfgFile);
+    const config = parseSaeConfig(readJsonObject(cfgFile, JSON_KINDS.saeConfig), cfgFile);
     const file = SafetensorsFile.open(saeWeightsFile(dir));
     const params = readParams(file, config);
     const sparsity = readSparsity(dir, config);
@@ -472,7 +473,7 @@ function readParams(file: SafetensorsFile, cfg: SaeConfig): Map<string, Tensor> 
 
 function readSparsity(dir: string, cfg: SaeConfig): Float32Array | null {
   const file = path.join(dir, SAE_SPARSITY_FILE);
-  if (!fs.existsSync(file)) return null;
+  if (!isPresent(file)) return null;
   const st = SafetensorsFile.open(file);
   if (!st.tensors.has('sparsity')) throw new LoupeError(`${file}: no tensor 'sparsity'`);
   const shape = st.info('sparsity').shape;
@@ -486,8 +487,8 @@ function readSparsity(dir: string, cfg: SaeConfig): Float32Array | null {
 
 function readScalerFactor(dir: string): number | null {
   const file = path.join(dir, ACTIVATION_SCALER_FILE);
-  if (!fs.existsSync(file)) return null;
-  const value = readJsonObject(file).scaling_factor;
+  if (!isPresent(file)) return null;
+  const value = readJsonObject(file, JSON_KINDS.saeConfig).scaling_factor;
   if (value === null || value === undefined) return null;
   if (typeof value !== 'number' || !(value > 0) || !Number.isFinite(value)) {
     throw new LoupeError(`${file}: scaling_factor must be a positive number, not ${JSON.stringify(value)}`);
@@ -506,7 +507,7 @@ function resolveSaeDir(dirOrFile: string): string {
       `${p}: an SAE is a SAELens folder (cfg.json + sae_weights.safetensors); pass the folder`,
     );
   }
-  if (!fs.existsSync(path.join(p, SAE_CFG_FILE))) {
+  if (!isPresent(path.join(p, SAE_CFG_FILE))) {
     const pickle = fs.readdirSync(p).find((e) => PICKLE_EXTENSIONS.includes(path.extname(e)));
     if (pickle) throw pickleRefusal(path.join(p, pickle));
     throw new LoupeError(
@@ -519,7 +520,7 @@ function resolveSaeDir(dirOrFile: string): string {
 /** The SAE folder's weights file, or an error that says what is there instead (a pickle, another name). */
 export function saeWeightsFile(dir: string): string {
   const file = path.join(dir, SAE_WEIGHTS_FILE);
-  if (fs.existsSync(file)) return file;
+  if (isPresent(file)) return file;
   const entries = fs.readdirSync(dir);
   const pickle = entries.find((e) => PICKLE_EXTENSIONS.includes(path.extname(e)));
   if (pickle) throw pickleRefusal(path.join(dir, pickle));

@@ -15,15 +15,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonObject } from '../checkpoint';
 import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
+import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
 import { Feed, GraphSession } from '../runtime';
 import { SafetensorsFile, TensorToWrite, safetensorsChunks } from '../safetensors';
 import { checkOutputFolder, makeOutputFolder, recoverResult, writeResultFolder } from '../safeWrite';
 import { Tensor } from '../tensor';
 import { seededUniform } from '../random';
+import { literal, nonNegInt, num, openObject, optional, str } from '../../shared/schema';
+import { JSON_KINDS, readJsonFile } from '../untrustedJson';
 import { ShuffleBuffer, hookWidth, streamActivations } from './activations';
 import { SaeConfig } from './config';
 import { SAE_WEIGHTS_FILE, saveSae } from './sae';
@@ -494,7 +496,7 @@ function recoverTraining(outDir: string): void {
 /** The checkpoint a stopped run left in `outDir`, or null when there is none. */
 export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | null {
   recoverTraining(outDir);
-  if (!fs.existsSync(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
+  if (!isPresent(path.join(outDir, CHECKPOINT, 'state.json'))) return null;
   const state = readCheckpointState(outDir);
   const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
   return {
@@ -509,16 +511,45 @@ export function readTrainingCheckpoint(outDir: string): TrainingCheckpoint | nul
 function readCheckpointState(outDir: string): CheckpointState {
   recoverTraining(outDir);
   const file = path.join(outDir, CHECKPOINT, 'state.json');
-  if (!fs.existsSync(file)) {
-    if (fs.existsSync(path.join(outDir, SAE_WEIGHTS_FILE))) {
+  if (!isPresent(file)) {
+    if (isPresent(path.join(outDir, SAE_WEIGHTS_FILE))) {
       throw new LoupeError(
         `${outDir}: the training there finished (the SAE is saved); nothing to resume: drop --resume to train again`,
       );
     }
     throw new LoupeError(`${outDir}: no checkpoint to resume from`);
   }
-  return readJsonObject(file) as unknown as CheckpointState;
+  return readJsonFile(file, JSON_KINDS.trainingState, checkpointStateSchema);
 }
+
+/** What a resume reads from state.json, checked field by field: a damaged file is named, never trusted. */
+const checkpointStateSchema = openObject({
+  step: nonNegInt,
+  tokens: nonNegInt,
+  epoch: nonNegInt,
+  documentsDone: nonNegInt,
+  normScalingFactor: num,
+  options: openObject({
+    architecture: literal('relu', 'topk'),
+    dIn: nonNegInt,
+    dSae: nonNegInt,
+    k: nonNegInt,
+    l1: num,
+    lr: num,
+    batch: nonNegInt,
+    steps: nonNegInt,
+    contextSize: nonNegInt,
+    bufferRows: nonNegInt,
+    warmup: num,
+    l1Warmup: nonNegInt,
+    decayFrom: nonNegInt,
+    deadWindow: num,
+    checkpointEvery: nonNegInt,
+    seed: num,
+  }),
+  hook: optional(str),
+  corpus: optional(str),
+});
 
 function saveTrained(
   model: HookedModel,

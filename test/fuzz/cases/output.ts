@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { FuzzCase } from '../case';
 import { DEFAULT_SAE, writeInput } from '../caseFiles';
-import { ProbeMetadata, saveProbe } from '../../../src/engine/probes/store';
+import { saveProbe } from '../../../src/engine/probes/store';
+import { probeMetadata } from '../../unit/helpers';
 import { safetensorsChunks } from '../../../src/engine/safetensors';
 
 const TEXT = 'def add(a, b):\n    return a + b\n';
@@ -44,14 +45,12 @@ function readOnlyFolder(dir: string): string {
 function probeFolder(dir: string): string {
   const d = 256; // the default model's d_model
   const hook = 'blocks.0.hook_resid_post';
-  const meta = {
-    format: 'loupe-probe',
-    version: 1,
-    model: { name: 'default', modelType: 'gpt2', nLayers: 2, dModel: d, dVocab: 8192 },
+  const meta = probeMetadata({
     dataset: 'fuzz',
     labels: ['no', 'yes'],
     hooks: [{ hook, layer: 0, width: d, accuracy: 0.9 }],
-  } as unknown as ProbeMetadata;
+    model: { name: 'default', modelType: 'gpt2', nLayers: 2, dModel: d, dVocab: 8192 },
+  });
   const weight = Float32Array.from({ length: d }, (_, i) => Math.sin(i));
   const out = path.join(dir, 'probe');
   saveProbe(out, {
