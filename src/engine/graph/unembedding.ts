@@ -1,0 +1,14 @@
+/** The unembedding: final-normed residual → logits [batch, pos, d_vocab]. */
+import { GraphContext } from './context';
+
+export function unembedding(ctx: GraphContext, final: string, ids: string, name: string): void {
+  const { g, spec } = ctx;
+  // Gemm with transB on [vocab, d] weights, so a tied model reads W_E itself, with no transposed copy.
+  const flat = g.op('Reshape', [final, g.constI64([-1, spec.dModel])]);
+  const unembed = ctx.hasW('W_U_T') ? ctx.w('W_U_T') : ctx.w('W_E');
+  const gemmInputs = ctx.hasW('b_U') ? [flat, unembed, ctx.w('b_U')] : [flat, unembed];
+  const logits2d = g.op('Gemm', gemmInputs, { transB: 1 });
+  const outShape = g.op('Concat', [g.op('Shape', [ids]), g.constI64([spec.dVocab])], { axis: 0 });
+  g.op('Reshape', [logits2d, outShape], {}, name);
+  g.output(name);
+}
