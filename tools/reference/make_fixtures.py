@@ -767,26 +767,39 @@ def make_fixture(name, spec, out_root, tokenizers):
     return size
 
 
-PIN_FACTOR = 100  # a pin's logits differ from the fixture's by at least this many tolerances
+PIN_FACTOR = 10  # a pin moves the value it names by at least this many tolerances
 
 
 def make_pin(model, config, tensors, pin, how, ids, ref):
     """One family-specific piece turned off: by a changed config field (the model rebuilt from it, same
-    weights) or by `drop` inside the reference. Writes pinN.logits (case0) and returns its JSON entry."""
+    weights) or by `drop` inside the reference. The pin names the value it moves most (the logits or a
+    hook of case0, whichever moves furthest) and writes it as pin.<piece>.<value>."""
     if "config" in how:
-        changed = dict(config, **how["config"])
-        other = build_model(changed).double()
+        other = build_model(dict(config, **how["config"])).double()
     else:
         cls = Gemma if config["model_type"] in GEMMA_TYPES else Llama
         other = cls(config, drop=(how["drop"],)).double()
     other.load_hf_state_dict({k: v.clone() for k, v in tensors.items()})
-    logits = other(ids)
-    base = ref["case0.logits"].double()
-    diff = (logits - base).abs().max().item()
-    assert diff > PIN_FACTOR * TOLERANCE, f"pin {pin}: dropping it moves the logits by only {diff}"
-    key = f"pin.{pin}.logits"
-    ref[key] = logits.float()
-    entry = {"piece": pin, "case": "case0", "logits": key, "max_abs_diff": round(diff, 6)}
+    logits, cache = other.run_with_cache(ids)
+    values = {"logits": logits, **cache}
+    moved = {}
+    for name, v in values.items():
+        key = f"case0.{name}"
+        if key in ref and tuple(ref[key].shape) == tuple(v.shape):
+            base = ref[key].double()
+            fin = torch.isfinite(base) & torch.isfinite(v)
+            if not torch.equal(torch.isfinite(base), torch.isfinite(v)):
+                moved[name] = math.inf  # a mask moved
+            elif fin.any():
+                moved[name] = (v[fin] - base[fin]).abs().max().item()
+    output = max(moved, key=lambda n: (moved[n], n == "logits"))
+    diff = moved[output]
+    assert diff > PIN_FACTOR * TOLERANCE, f"pin {pin}: turning it off moves no value by more than {diff}"
+    key = f"pin.{pin}.{output}"
+    ref[key] = values[output].float()
+    entry = {"piece": pin, "case": "case0", "output": output, "tensor": key,
+             "max_abs_diff": None if math.isinf(diff) else round(diff, 6),
+             "logits_max_abs_diff": round(moved["logits"], 6)}
     if "config" in how:
         entry["config"] = how["config"]
     else:
