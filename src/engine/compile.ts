@@ -12,12 +12,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Checkpoint } from './checkpoint';
 import { LoupeError } from './errors';
-import { HostTensor, ModelSpec } from './families/spec';
+import { invFreqWeight, inverseFrequencies, rotaryTables } from './families/rope';
+import { HostTensor } from './families/spec';
 import { ExternalTensor } from './graph/builder';
 import { assertFinite } from './safetensors';
 
 /** Bump when the weights layout or graphs change, so old caches are not reused. */
-const FORMAT_VERSION = 3;
+const FORMAT_VERSION = 4;
 export const WEIGHTS_FILE = 'weights.bin';
 
 export interface CompiledModel {
@@ -81,9 +82,11 @@ export function compileCheckpoint(
         onProgress?.({ stage: 'weights', done: ++done, total: recipes.size });
       }
       if (ckpt.spec.positional === 'rotary') {
-        const { cos, sin } = rotaryTables(ckpt.spec);
-        write('rotary.cos', cos);
-        write('rotary.sin', sin);
+        // The graph turns these into angles at the run's positions, so no table grows with the context.
+        const rd = ckpt.spec.rotaryDims;
+        rotaryTables(ckpt.spec).tables.forEach((rope, i) =>
+          write(invFreqWeight(i), { shape: [rd / 2], data: inverseFrequencies(rope, rd) }),
+        );
       }
     } finally {
       fs.closeSync(fd);
@@ -128,21 +131,6 @@ function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']
       }
     }
   }
-}
-
-function rotaryTables(spec: ModelSpec): { cos: HostTensor; sin: HostTensor } {
-  const rd = spec.rotaryDims;
-  const half = rd / 2;
-  const cos = new Float32Array(spec.nCtx * rd);
-  const sin = new Float32Array(spec.nCtx * rd);
-  for (let t = 0; t < spec.nCtx; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = t / Math.pow(spec.ropeTheta, (2 * i) / rd);
-      cos[t * rd + i] = cos[t * rd + i + half] = Math.cos(angle);
-      sin[t * rd + i] = sin[t * rd + i + half] = Math.sin(angle);
-    }
-  }
-  return { cos: { shape: [spec.nCtx, rd], data: cos }, sin: { shape: [spec.nCtx, rd], data: sin } };
 }
 
 function readManifest(file: string): Map<string, ExternalTensor> {

@@ -9,7 +9,9 @@
  * fetches or edits.
  *
  * The model's parts live in their own modules (embedding, norm, attention,
- * mlp, unembedding); this one wires them into blocks and the residual stream.
+ * mlp, unembedding); this one wires them into blocks and the residual stream:
+ * pre-norm sublayers, sequential or parallel (GPT-NeoX), with Gemma's
+ * post-norms on each sublayer's output where the model has them.
  *
  * A variant without logits ends at its last hook.
  *
@@ -18,7 +20,7 @@
  */
 import { ModelSpec } from '../families/spec';
 import { ExternalTensor } from './builder';
-import { attention, positionTables } from './attention';
+import { PositionTables, attention } from './attention';
 import { GraphContext, GraphVariant } from './context';
 import { embedding } from './embedding';
 import { mlp } from './mlp';
@@ -49,15 +51,19 @@ export function buildTransformerGraph(
   const ids = g.input(INPUT_IDS, 'int64', ['batch', 'pos']);
   const seqLen = g.op('Squeeze', [g.op('Shape', [ids], { start: 1, end: 2 }), g.constI64([0])]);
   const positions = g.op('Range', [g.constI64([0], []), seqLen, g.constI64([1], [])]);
-  const tables = positionTables(ctx, positions);
+  const tables = new PositionTables(ctx, positions);
 
   let resid = embedding(ctx, ids, positions);
   const layers = variant.logits ? spec.nLayers : layersNeeded(spec, variant);
   for (let l = 0; l < Math.min(layers, spec.nLayers); l++) {
     const b = `blocks.${l}.`;
     resid = ctx.hook(`${b}hook_resid_pre`, resid);
-    const attnOut = ctx.hook(`${b}hook_attn_out`, attention(ctx, norm(ctx, resid, `${b}ln1`), l, tables));
-    const mlpOut = (x: string): string => ctx.hook(`${b}hook_mlp_out`, mlp(ctx, norm(ctx, x, `${b}ln2`), l));
+    // Gemma 2/3 normalise each sublayer's output too (ln1_post, ln2_post) before it joins the stream.
+    const post = (y: string, prefix: string): string => (spec.postNorms ? norm(ctx, y, prefix) : y);
+    const attnIn = norm(ctx, resid, `${b}ln1`);
+    const attnOut = ctx.hook(`${b}hook_attn_out`, post(attention(ctx, attnIn, l, tables), `${b}ln1_post`));
+    const mlpOut = (x: string): string =>
+      ctx.hook(`${b}hook_mlp_out`, post(mlp(ctx, norm(ctx, x, `${b}ln2`), l), `${b}ln2_post`));
     if (spec.parallelResidual) {
       resid = g.op('Add', [g.op('Add', [resid, attnOut]), mlpOut(resid)]);
     } else {

@@ -1,5 +1,6 @@
-/** The unembedding: final-normed residual → logits [batch, pos, d_vocab]. */
+/** The unembedding: final-normed residual → logits [batch, pos, d_vocab], soft-capped where the model caps them. */
 import { GraphContext } from './context';
+import { softcap } from './softcap';
 
 export function unembedding(ctx: GraphContext, final: string, ids: string, name: string): void {
   const { g, spec } = ctx;
@@ -7,7 +8,7 @@ export function unembedding(ctx: GraphContext, final: string, ids: string, name:
   const flat = g.op('Reshape', [final, g.constI64([-1, spec.dModel])]);
   const unembed = ctx.hasW('W_U_T') ? ctx.w('W_U_T') : ctx.w('W_E');
   const gemmInputs = ctx.hasW('b_U') ? [flat, unembed, ctx.w('b_U')] : [flat, unembed];
-  const logits2d = g.op('Gemm', gemmInputs, { transB: 1 });
+  const logits2d = softcap(ctx, g.op('Gemm', gemmInputs, { transB: 1 }), spec.finalSoftcap);
   const outShape = g.op('Concat', [g.op('Shape', [ids]), g.constI64([spec.dVocab])], { axis: 0 });
   g.op('Reshape', [logits2d, outShape], {}, name);
   g.output(name);

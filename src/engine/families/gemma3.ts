@@ -1,0 +1,64 @@
+/**
+ * Gemma 3's text model (`model_type: gemma3_text`, the 270M and 1B
+ * checkpoints): Gemma 2's four norms, scaling and soft-caps, plus a per-head
+ * RMSNorm (1 + w) of queries and keys before rotary (`self_attn.q_norm`,
+ * `k_norm`), and `layer_types` of local (sliding) and global layers, five
+ * local to one global by default. Local layers turn with
+ * `rope_local_base_freq` and no scaling; global ones with `rope_theta` and
+ * `rope_scaling` (linear in the 4B and larger models).
+ *
+ * Config fields that change the computation: those of Gemma 2 (softcaps
+ * absent mean none here, as in Hugging Face's Gemma 3 config),
+ * `rope_local_base_freq`, `rope_scaling` (global layers only),
+ * `sliding_window_pattern` (where `layer_types` is absent);
+ * `use_bidirectional_attention` (refused: an encoder's attention) and
+ * `rope_parameters` (refused: give `rope_theta` and `rope_scaling`).
+ */
+import { gemmaSpec } from './gemma';
+import { GEMMA_NORMS } from './gemma2';
+import { llamaLayoutRecipes, perLayer, slidingLayers } from './layout';
+import { readRopeScaling } from './rope';
+import { ConfigReader, FamilyDefinition, ModelSpec, RopeSpec } from './spec';
+
+export const gemma3: FamilyDefinition = {
+  modelTypes: ['gemma3_text'],
+
+  parseConfig(config, file): ModelSpec {
+    const c = new ConfigReader(config, file);
+    c.refuse(
+      'use_bidirectional_attention',
+      'makes attention bidirectional; Loupe runs causal language models',
+      false,
+    );
+    c.refuse(
+      'rope_parameters',
+      'is not read; give rope_theta, rope_local_base_freq and rope_scaling instead',
+    );
+    const base = gemmaSpec(c, 'gemma3_text');
+    const n = base.nLayers;
+    const scale = Math.pow(c.positive('query_pre_attn_scalar', 256), -0.5);
+    const window = c.optionalIntOr('sliding_window', 4096);
+    const pattern = c.int(
+      c.has('sliding_window_pattern') ? 'sliding_window_pattern' : '_sliding_window_pattern',
+      6,
+    );
+    const sliding = slidingLayers(c, n, (l) => (l + 1) % pattern !== 0);
+    const local: RopeSpec = { base: c.positive('rope_local_base_freq', 10000), scaling: { type: 'default' } };
+    const global: RopeSpec = { base: c.positive('rope_theta', 1000000), scaling: readRopeScaling(c) };
+    return {
+      ...base,
+      postNorms: true,
+      qkNorm: true,
+      attnScale: perLayer(n, () => scale),
+      attnSoftcap: c.optionalPositive('attn_logit_softcapping'),
+      finalSoftcap: c.optionalPositive('final_logit_softcapping'),
+      slidingWindow: sliding.map((s) => (s ? window : null)),
+      // A sliding layer turns with the local base even where sliding_window is null, as in Hugging Face.
+      rope: sliding.map((s) => (s ? local : global)),
+    };
+  },
+
+  weightRecipes(spec, names) {
+    return llamaLayoutRecipes(spec, names, GEMMA_NORMS);
+  },
+};
