@@ -16,7 +16,8 @@ What sets the family apart, as the modeling files have it:
 - GeGLU: down(gelu_tanh(gate(x)) * up(x)). Gemma 1 ignores `hidden_act` and uses
   `hidden_activation`, tanh GELU when that is missing.
 - Gemma 2/3: scores scale by query_pre_attn_scalar^-0.5; Gemma 2 soft-caps the scores,
-  cap * tanh(s / cap), before the mask, and the logits likewise (final_logit_softcapping).
+  cap * tanh(s / cap), before the mask (Gemma 3's attention ignores attn_logit_softcapping);
+  both soft-cap the logits when final_logit_softcapping is set.
   Four norms per block: input_layernorm (ln1), post_attention_layernorm (ln1_post, after
   attention, before the residual add), pre_feedforward_layernorm (ln2),
   post_feedforward_layernorm (ln2_post). hook_attn_out / hook_mlp_out are after the post-norm.
@@ -71,7 +72,8 @@ class GemmaAttention(nn.Module):
             self.scale = 1.0 / math.sqrt(self.d_head)
         else:
             self.scale = float(c["query_pre_attn_scalar"]) ** -0.5
-        self.softcap = c.get("attn_logit_softcapping") if pieces["attn_softcap"] else None
+        # Gemma 3 keeps attn_logit_softcapping in its config but its attention never applies it
+        self.softcap = c.get("attn_logit_softcapping") if mt == "gemma2" and pieces["attn_softcap"] else None
         if mt == "gemma3_text" and sliding and pieces["local_base"]:
             self.base, self.rope_scaling = float(c.get("rope_local_base_freq", 10000.0)), None
         else:

@@ -453,7 +453,8 @@ def attention_params(model, l):
     if mt in GEMMA_TYPES:
         scale = 1 / math.sqrt(c["head_dim"]) if mt == "gemma" else c["query_pre_attn_scalar"] ** -0.5
         sliding = gemma_layer_types(c)[l] == "sliding_attention"
-        return scale, W_O, a.o_proj.bias, c.get("attn_logit_softcapping"), c["sliding_window"] if sliding else None
+        cap = c.get("attn_logit_softcapping") if mt == "gemma2" else None
+        return scale, W_O, a.o_proj.bias, cap, c["sliding_window"] if sliding else None
     return 1 / math.sqrt(a.d_head), W_O, a.o_proj.bias, None, layer_windows(c)[l]
 
 
