@@ -42,6 +42,7 @@ export function compileCheckpoint(
   cacheDir: string = defaultCacheDir(),
   onProgress?: (p: CompileProgress) => void,
 ): CompiledModel {
+  checkLayerCount(ckpt);
   const recipes = ckpt.family.weightRecipes(ckpt.spec, ckpt.weights.names);
   checkSources(ckpt, recipes);
   const key = contentKey(ckpt, cacheDir, onProgress);
@@ -107,6 +108,24 @@ export function compileCheckpoint(
     throw err;
   }
   return { dir, key, weights: readManifest(manifestFile) };
+}
+
+/**
+ * The config's layer count against the layers the weights hold (`h.L.` or
+ * `layers.L.` in every family's tensor names), before any per-layer recipe
+ * is made: a config saying 10⁹ layers is one line, not a long wait.
+ */
+function checkLayerCount(ckpt: Checkpoint): void {
+  let held = 0;
+  for (const name of ckpt.weights.names) {
+    const m = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (m) held = Math.max(held, Number(m[1]) + 1);
+  }
+  if (ckpt.spec.nLayers > held) {
+    throw new LoupeError(
+      `${ckpt.configFile}: '${ckpt.family.layersKey}' is ${ckpt.spec.nLayers} but the weights hold ${held} layers; the config and weights do not match`,
+    );
+  }
 }
 
 function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']['weightRecipes']>): void {

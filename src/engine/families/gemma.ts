@@ -26,6 +26,7 @@ export function gemmaSpec(c: ConfigReader, family: Family): ModelSpec {
 
 export const gemma: FamilyDefinition = {
   modelTypes: ['gemma'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     return gemmaSpec(new ConfigReader(config, file), 'gemma');

@@ -27,6 +27,7 @@ export const GEMMA_NORMS = {
 
 export const gemma2: FamilyDefinition = {
   modelTypes: ['gemma2'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -22,6 +22,7 @@ import { ConfigReader, FamilyDefinition, ModelSpec, RopeSpec } from './spec';
 
 export const gemma3: FamilyDefinition = {
   modelTypes: ['gemma3_text'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

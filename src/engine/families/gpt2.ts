@@ -16,6 +16,7 @@ import { CONFIG_LIMITS, ConfigReader, FamilyDefinition, ModelSpec, activationFro
 
 export const gpt2: FamilyDefinition = {
   modelTypes: ['gpt2'],
+  layersKey: 'n_layer',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -14,8 +14,9 @@
  * `attention_bias`, `mlp_bias`, `tie_word_embeddings`; Qwen2's
  * `use_sliding_window`, `sliding_window`, `max_window_layers`, `layer_types`
  * (the window on layers from `max_window_layers` on, as Hugging Face places
- * it). `pretraining_tp` > 1 only splits matmuls in training code; dropouts do
- * not matter at inference.
+ * it). `partial_rotary_factor` other than 1 is refused (only Phi-3 reads it);
+ * `pretraining_tp` > 1 only splits matmuls in training code; dropouts do not
+ * matter at inference.
  */
 import { llamaLayoutRecipes, perLayer, readSizes, slidingLayers } from './layout';
 import { readRopeScaling } from './rope';
@@ -35,6 +36,13 @@ export function llamaLikeSpec(c: ConfigReader, family: Family, defaultHeadDim?: 
     positionsDefault: 2048,
   });
   const rope = { base: c.positive('rope_theta', 10000), scaling: readRopeScaling(c) };
+  if (family !== 'phi3') {
+    c.refuse(
+      'partial_rotary_factor',
+      `would turn part of each head only, which a ${family} model does not`,
+      1,
+    );
+  }
   const attentionBias = c.bool('attention_bias', false);
   return {
     family,
@@ -76,6 +84,7 @@ export function qwenWindows(c: ConfigReader, nLayers: number): (number | null)[]
 
 export const llama: FamilyDefinition = {
   modelTypes: ['llama', 'qwen2'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

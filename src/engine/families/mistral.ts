@@ -12,6 +12,7 @@ import { ConfigReader, FamilyDefinition, ModelSpec } from './spec';
 
 export const mistral: FamilyDefinition = {
   modelTypes: ['mistral'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -26,6 +26,7 @@ import {
 
 export const neox: FamilyDefinition = {
   modelTypes: ['gpt_neox'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -17,6 +17,7 @@ import { ConfigReader, FamilyDefinition, ModelSpec } from './spec';
 
 export const phi3: FamilyDefinition = {
   modelTypes: ['phi3'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -14,6 +14,7 @@ import { ConfigReader, FamilyDefinition, ModelSpec } from './spec';
 
 export const qwen3: FamilyDefinition = {
   modelTypes: ['qwen3'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);

@@ -112,6 +112,8 @@ export interface WeightRecipe {
 
 export interface FamilyDefinition {
   readonly modelTypes: readonly string[];
+  /** The config key of the layer count, named when the weights hold fewer layers. */
+  readonly layersKey: string;
   parseConfig(config: Record<string, unknown>, configFile: string): ModelSpec;
   /** Engine weight name → recipe, given the checkpoint's tensor names (which reveal its key layout). */
   weightRecipes(spec: ModelSpec, tensorNames: ReadonlySet<string>): Map<EngineWeightName, WeightRecipe>;
