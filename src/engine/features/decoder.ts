@@ -113,7 +113,9 @@ export function residualMap(sae: Sae): string | null | undefined {
  * LayerNorm (not RMSNorm) models the mean over d_model is subtracted first:
  * LayerNorm removes that component of d before it can reach the logits.
  * This is the direct path only; layers after the SAE's hook can change what
- * the feature does (as in SAE-Vis's and Neuronpedia's logit tables).
+ * the feature does (as in SAE-Vis's and Neuronpedia's logit tables). The
+ * effects are linear, so of the logits before a final soft-cap (Gemma 2);
+ * the cap is increasing, so it would not change which tokens come first.
  */
 export async function logitEffects(
   model: HookedModel,

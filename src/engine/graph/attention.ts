@@ -113,7 +113,7 @@ export function attention(ctx: GraphContext, x: string, l: number, tables: Posit
     vT = repeat(vT, [0, H, -1, dh]);
   }
   const scaled = g.op('Mul', [g.op('MatMul', [qT, kT]), g.scalarF32(spec.attnScale[l])]);
-  const capped = softcap(ctx, scaled, spec.attnSoftcap);
+  const capped = softcap(g, scaled, spec.attnSoftcap);
   const scores = ctx.hook(`${p}hook_attn_scores`, g.op('Add', [capped, tables.mask(l)]));
   const pattern = ctx.hook(`${p}hook_pattern`, g.op('Softmax', [scores], { axis: -1 }));
   const z = ctx.hook(

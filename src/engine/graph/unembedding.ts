@@ -8,7 +8,7 @@ export function unembedding(ctx: GraphContext, final: string, ids: string, name:
   const flat = g.op('Reshape', [final, g.constI64([-1, spec.dModel])]);
   const unembed = ctx.hasW('W_U_T') ? ctx.w('W_U_T') : ctx.w('W_E');
   const gemmInputs = ctx.hasW('b_U') ? [flat, unembed, ctx.w('b_U')] : [flat, unembed];
-  const logits2d = softcap(ctx, g.op('Gemm', gemmInputs, { transB: 1 }), spec.finalSoftcap);
+  const logits2d = softcap(g, g.op('Gemm', gemmInputs, { transB: 1 }), spec.finalSoftcap);
   const outShape = g.op('Concat', [g.op('Shape', [ids]), g.constI64([spec.dVocab])], { axis: 0 });
   g.op('Reshape', [logits2d, outShape], {}, name);
   g.output(name);

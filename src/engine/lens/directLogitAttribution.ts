@@ -12,10 +12,18 @@
  * components add up to the logit (difference) exactly, with the final norm's
  * bias and the unembedding bias as a constant: `total` is that sum and
  * `logit` the model's own, so a view can show both.
+ *
+ * Attribution is linear, so it is of the logit before a final soft-cap
+ * (Gemma 2's cap·tanh(x/cap), which no sum of parts passes through):
+ * `logit` is that pre-cap logit, read from ln_final.hook_normalized, and
+ * `cappedLogit` the model's soft-capped one. No [tokens × vocabulary] logits
+ * are made: the default target comes from the lens readout's top token.
  */
+import { logitReadout, readLogit } from '../causal/predictions';
 import { HookedModel } from '../model';
 import { hasEngineWeight, readEngineWeight, unembeddingRows } from './engineWeights';
 import { tokenPositions } from './positions';
+import { LensReadout } from './readout';
 
 export interface AttributedToken {
   readonly id: number;
@@ -26,8 +34,10 @@ export interface LogitAttribution {
   readonly position: number;
   readonly target: AttributedToken;
   readonly versus: AttributedToken | null;
-  /** The model's logit of the target (minus the versus token's) at the position. */
+  /** The model's logit of the target (minus the versus token's) at the position, before any final soft-cap. */
   readonly logit: number;
+  /** The same after the model's final soft-cap, or null for a model that does not cap its logits. */
+  readonly cappedLogit: number | null;
   /** hook_embed's share. */
   readonly embed: number;
   /** hook_pos_embed's share (learned positions only). */
@@ -57,20 +67,19 @@ export async function directLogitAttribution(
   request: AttributionRequest,
   tokenText: (id: number) => Promise<string> = async (id) =>
     model.tokenizer ? model.tokenizer.displayText(id) : `<${id}>`,
+  readout?: LensReadout,
 ): Promise<LogitAttribution> {
   const spec = model.spec;
-  const { nLayers: L, nHeads: H, dModel: d, dVocab: V } = spec;
+  const { nLayers: L, nHeads: H, dModel: d } = spec;
   const [p] = tokenPositions(ids.length, [request.position]);
-  const hooks = ['hook_embed', 'ln_final.hook_scale'];
+  const last = `blocks.${L - 1}.hook_resid_post`;
+  const hooks = ['hook_embed', 'ln_final.hook_scale', 'ln_final.hook_normalized', last];
   if (spec.positional === 'learned') hooks.push('hook_pos_embed');
   for (let l = 0; l < L; l++) hooks.push(`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_mlp_out`);
-  const [run] = await model.run([ids], { hooks });
-  const logits = run.logits.data.subarray(p * V, (p + 1) * V);
-  let target = request.target;
-  if (target === undefined) {
-    target = 0;
-    for (let v = 1; v < V; v++) if (logits[v] > logits[target]) target = v;
-  }
+  // One unpadded text: each hook is [1, T, ...].
+  const run = await model.runHooksPadded([ids], hooks);
+  const target =
+    request.target ?? (await mostLikely(model, run.hooks.get(last)!.data.slice(p * d, (p + 1) * d), readout));
   const versus = request.versus ?? null;
 
   // direction = w_ln ⊙ (u_target − u_versus), centred for LayerNorm (the same as centring every component).
@@ -105,6 +114,8 @@ export async function directLogitAttribution(
     attnBias.push(hasEngineWeight(model, bO) ? read(readEngineWeight(model, bO), 0) : 0);
     mlp.push(read(run.hooks.get(`blocks.${l}.hook_mlp_out`)!.data, p * d));
   }
+  const normalized = run.hooks.get('ln_final.hook_normalized')!;
+  const logit = logitReadout(model, target, versus);
   let constant = 0;
   if (hasEngineWeight(model, 'ln_final.b')) {
     const b = readEngineWeight(model, 'ln_final.b');
@@ -125,7 +136,8 @@ export async function directLogitAttribution(
     position: p,
     target: { id: target, text: await tokenText(target) },
     versus: versus === null ? null : { id: versus, text: await tokenText(versus) },
-    logit: logits[target] - (versus === null ? 0 : logits[versus]),
+    logit: readLogit(normalized, 0, p, { ...logit, cap: null }),
+    cappedLogit: logit.cap === null ? null : readLogit(normalized, 0, p, logit),
     embed,
     posEmbed,
     heads,
@@ -134,4 +146,15 @@ export async function directLogitAttribution(
     constant,
     total,
   };
+}
+
+/** The model's most likely next token after a final residual row, through the readout (made for the call if none is given). */
+async function mostLikely(model: HookedModel, resid: Float32Array, readout?: LensReadout): Promise<number> {
+  const r = readout ?? new LensReadout(model);
+  try {
+    const [row] = await r.read(resid, [null], 1);
+    return row.top[0].id;
+  } finally {
+    if (!readout) await r.dispose();
+  }
 }
