@@ -96,6 +96,8 @@ export const modelFolder = object({
       nCtx: nonNegInt,
       dVocab: nonNegInt,
       weightsBytes: nonNegInt,
+      /** What the family computes beyond a plain Transformer, a few words each (families/describe.ts). */
+      architecture: arrayOf(str),
     }),
   ),
   problem: nullable(str),
