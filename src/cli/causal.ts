@@ -22,18 +22,32 @@ import {
 } from '../engine/causal/ablation';
 import { occlude } from '../engine/causal/occlusion';
 import { PatchGrid, ResidualSite, patchHeads, patchResidual } from '../engine/causal/patching';
-import { featureDirection, steer, unitDirection } from '../engine/causal/steering';
+import { checkFiniteDirection, featureDirection, steer, unitDirection } from '../engine/causal/steering';
 import { runTcav } from '../engine/causal/tcav';
-import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
-import { numberOption } from './probe';
+import {
+  CliCommand,
+  OptionValues,
+  choice,
+  finiteNumber,
+  nonNegativeInt,
+  openModel,
+  positionInt,
+  positiveInt,
+  positiveNumber,
+  readContextText,
+  readTextFile,
+  seedInt,
+  stringOption,
+  threadsOption,
+} from './common';
 
 function modelFlags(values: OptionValues): { model?: string; threads?: string } {
   return { model: stringOption(values, 'model'), threads: stringOption(values, 'threads') };
 }
 
 /** A prompt file's text, without the line break editors add at the end (it would be the last token). */
-function readPrompt(file: string | undefined, flag: string): string {
-  return readTextFile(file, flag).replace(/\r?\n$/, '');
+function readPrompt(model: HookedModel, file: string | undefined, flag: string): string {
+  return readContextText(model, file, flag, 'refuse').replace(/\r?\n$/, '');
 }
 
 async function promptIds(
@@ -42,7 +56,7 @@ async function promptIds(
   flag: string,
   values: OptionValues,
 ): Promise<number[]> {
-  const text = readPrompt(file, flag);
+  const text = readPrompt(model, file, flag);
   const tokens = await model.tokenize(text, { prependBos: values['no-bos'] !== true });
   if (tokens.length === 0) throw new LoupeError(`${file}: the text has no tokens (is the file empty?)`);
   return tokens.map((t) => t.id);
@@ -76,7 +90,7 @@ async function optionalToken(
 }
 
 function positionOption(values: OptionValues): number | undefined {
-  return numberOption(values, 'position', Number.isInteger, 'an integer (negative counts from the end)');
+  return positionInt(stringOption(values, 'position'), '--position');
 }
 
 async function tokenTexts(model: HookedModel, ids: readonly number[]): Promise<string[]> {
@@ -131,12 +145,13 @@ export const patchCommand: CliCommand = {
         '--target TOKEN and --versus TOKEN are required: the metric is their logit difference',
       );
     }
-    const site = (stringOption(values, 'site') ?? 'resid_pre') as ResidualSite;
-    if (!['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].includes(site)) {
-      throw new LoupeError(
-        `--site must be resid_pre, resid_mid, resid_post, attn_out or mlp_out, not '${site}'`,
-      );
-    }
+    const site: ResidualSite = choice(stringOption(values, 'site') ?? 'resid_pre', '--site', [
+      'resid_pre',
+      'resid_mid',
+      'resid_post',
+      'attn_out',
+      'mlp_out',
+    ] as const);
     if (values['per-position'] === true && values['per-head'] !== true) {
       throw new LoupeError('--per-position goes with --per-head (residual patching is always per position)');
     }
@@ -211,10 +226,9 @@ export const ablateCommand: CliCommand = {
     const saeDir = stringOption(values, 'sae');
     if (features !== undefined && !saeDir) throw new LoupeError('--features needs --sae DIR');
     const position = positionOption(values);
-    const threads = stringOption(values, 'threads');
-    const sae = saeDir
-      ? Sae.load(saeDir, { threads: threads === undefined ? undefined : positiveInt(threads, '--threads') })
-      : null;
+    const indices = features?.split(',').map((s) => nonNegativeInt(s.trim(), '--features'));
+    const threads = threadsOption(stringOption(values, 'threads'));
+    const sae = saeDir ? Sae.load(saeDir, { threads }) : null;
     try {
       await withModel(values, async (model, signal) => {
         const ids = await promptIds(model, stringOption(values, 'text'), '--text', values);
@@ -229,13 +243,7 @@ export const ablateCommand: CliCommand = {
           signal,
         };
         let report: AblationReport;
-        if (sae) {
-          const indices = features!.split(',').map((s) => {
-            const n = Number(s.trim());
-            if (!Number.isInteger(n) || n < 0)
-              throw new LoupeError(`--features: '${s}' is not a feature index`);
-            return n;
-          });
+        if (sae && indices) {
           const groups = values.each === true ? indices.map((i) => [i]) : [indices];
           report = await ablateSaeFeatures(attachSae(model, sae), ids, groups, options);
         } else {
@@ -321,12 +329,13 @@ export const occludeCommand: CliCommand = {
     replace: { type: 'string' },
   },
   async run(values) {
-    const metric = stringOption(values, 'metric') ?? 'logit';
-    if (metric !== 'logit' && metric !== 'logprob')
-      throw new LoupeError(`--metric must be logit or logprob, not '${metric}'`);
+    const metric = choice(stringOption(values, 'metric') ?? 'logit', '--metric', [
+      'logit',
+      'logprob',
+    ] as const);
     const position = positionOption(values);
     await withModel(values, async (model, signal) => {
-      const text = readPrompt(stringOption(values, 'text'), '--text');
+      const text = readPrompt(model, stringOption(values, 'text'), '--text');
       const tokens = await model.tokenize(text, { prependBos: values['no-bos'] !== true });
       if (tokens.length === 0) throw new LoupeError('the text has no tokens');
       const result = await occlude(
@@ -396,13 +405,12 @@ export const steerCommand: CliCommand = {
   async run(values) {
     const spec = stringOption(values, 'direction');
     if (!spec) throw new LoupeError('--direction feature:I, probe:DIR or FILE.safetensors is required');
-    const strength = numberOption(values, 'strength', Number.isFinite, 'a number');
+    const strength = finiteNumber(stringOption(values, 'strength'), '--strength');
     if (strength === undefined) throw new LoupeError('--strength S is required');
     const tokens = positiveInt(stringOption(values, 'tokens') ?? '20', '--tokens');
-    const temperature = numberOption(values, 'temperature', (n) => n > 0, 'a positive number');
-    const topKArg = stringOption(values, 'top-k');
-    const topK = topKArg === undefined ? undefined : positiveInt(topKArg, '--top-k');
-    const seed = numberOption(values, 'seed', Number.isInteger, 'an integer');
+    const temperature = positiveNumber(stringOption(values, 'temperature'), '--temperature');
+    const topK = positiveInt(stringOption(values, 'top-k'), '--top-k');
+    const seed = seedInt(stringOption(values, 'seed'), '--seed');
     const sample = values.sample === true;
     if (!sample && (temperature !== undefined || topK !== undefined || seed !== undefined)) {
       throw new LoupeError('--temperature, --top-k and --seed apply to sampling; add --sample');
@@ -429,6 +437,7 @@ export const steerCommand: CliCommand = {
           const file = SafetensorsFile.open(spec);
           if (!file.tensors.has('direction')) throw new LoupeError(`${spec}: no 'direction' tensor`);
           direction = file.readF32('direction');
+          checkFiniteDirection(direction, `${spec}: 'direction'`);
           hook ??= file.metadata.hook;
           if (!hook) throw new LoupeError(`${spec}: no hook in the file's metadata; give --hook NAME`);
         } else {
@@ -499,7 +508,8 @@ export const tcavCommand: CliCommand = {
     }
     const runs = positiveInt(stringOption(values, 'runs') ?? '10', '--runs');
     const maxRandom = positiveInt(stringOption(values, 'random-examples') ?? '200', '--random-examples');
-    const seed = numberOption(values, 'seed', Number.isInteger, 'an integer');
+    const seed = seedInt(stringOption(values, 'seed'), '--seed');
+    const threads = threadsOption(stringOption(values, 'threads'));
     await withModel(values, async (model, signal) => {
       const hooksArg = stringOption(values, 'hooks');
       const hooks = hooksArg
@@ -528,10 +538,7 @@ export const tcavCommand: CliCommand = {
           target,
           runs,
           seed,
-          threads:
-            stringOption(values, 'threads') === undefined
-              ? undefined
-              : positiveInt(stringOption(values, 'threads')!, '--threads'),
+          threads,
           signal,
           onProgress: (done, total) => {
             const pct = Math.floor((100 * done) / total);

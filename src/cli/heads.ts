@@ -17,8 +17,20 @@ import {
 import { checkBlock, checkHead, tokenPositions } from '../engine/lens/positions';
 import { PoolSpec } from '../engine/lens/textPool';
 import { resolveToken } from '../engine/lens/tokens';
-import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
-import { textTokens, threadsOf } from './lens';
+import { resolvePosition } from '../engine/causal/predictions';
+import {
+  CliCommand,
+  OptionValues,
+  nonNegativeInt,
+  openModel,
+  positionInt,
+  positiveInt,
+  readContextText,
+  readTextFile,
+  stringOption,
+  threadsOption,
+} from './common';
+import { textTokens } from './lens';
 
 export const headsCommand: CliCommand = {
   usage: `heads --text FILE --position P [--target TOKEN] [--versus TOKEN] [--top K] [--json] [--no-bos]
@@ -63,18 +75,17 @@ export const headsCommand: CliCommand = {
   },
 };
 
-function intOption(values: OptionValues, name: string): number | undefined {
-  const v = stringOption(values, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isInteger(n)) {
-    throw new LoupeError(`--${name} must be a whole number, not '${v}'`);
-  }
-  return n;
+/** A layer or head number (0, 1, ...). */
+function indexOption(values: OptionValues, name: string): number | undefined {
+  return nonNegativeInt(stringOption(values, name), `--${name}`);
+}
+
+function positionOption(values: OptionValues): number | undefined {
+  return positionInt(stringOption(values, 'position'), '--position');
 }
 
 async function attribution(values: OptionValues): Promise<void> {
-  const text = readTextFile(stringOption(values, 'text'));
+  const position = positionOption(values)!;
   const top = positiveInt(stringOption(values, 'top') ?? '20', '--top');
   const target = stringOption(values, 'target');
   const versus = stringOption(values, 'versus');
@@ -84,12 +95,13 @@ async function attribution(values: OptionValues): Promise<void> {
     threads: stringOption(values, 'threads'),
   });
   try {
+    const text = readContextText(model, stringOption(values, 'text'), '--text', 'start');
     const tokens = await textTokens(model, text, values);
     const a = await directLogitAttribution(
       model,
       tokens.map((t) => t.id),
       {
-        position: intOption(values, 'position')!,
+        position: resolvePosition(position, tokens.length),
         target: target === undefined ? undefined : await resolveToken(model, target),
         versus: versus === undefined ? null : await resolveToken(model, versus),
       },
@@ -129,11 +141,11 @@ function renderAttribution(a: LogitAttribution, token: string, top: number): str
 }
 
 async function pattern(values: OptionValues): Promise<void> {
-  const layer = intOption(values, 'layer');
-  const head = intOption(values, 'head');
+  const layer = indexOption(values, 'layer');
+  const head = indexOption(values, 'head');
   if (layer === undefined || head === undefined)
     throw new LoupeError('an attention pattern needs --layer L and --head H');
-  const text = readTextFile(stringOption(values, 'text'));
+  const position = positionOption(values);
   const top = positiveInt(stringOption(values, 'top') ?? '5', '--top');
   const model = await openModel({
     model: stringOption(values, 'model'),
@@ -142,9 +154,12 @@ async function pattern(values: OptionValues): Promise<void> {
   try {
     checkBlock(model.spec, layer);
     checkHead(model.spec.nHeads, head);
+    const text = readContextText(model, stringOption(values, 'text'), '--text', 'start');
     const tokens = await textTokens(model, text, values);
-    const position = intOption(values, 'position');
-    const queries = tokenPositions(tokens.length, position === undefined ? undefined : [position]);
+    const queries = tokenPositions(
+      tokens.length,
+      position === undefined ? undefined : [resolvePosition(position, tokens.length)],
+    );
     const [patterns] = await attentionPatterns(
       model,
       tokens.map((t) => t.id),
@@ -188,9 +203,13 @@ async function directions(values: OptionValues): Promise<void> {
       .filter((line) => line.trim().length > 0);
     pool = { kind: 'words', phrases };
   } else throw new LoupeError(`--pool must be unembed or words:FILE, not '${poolArg}'`);
-  const layer = intOption(values, 'layer');
-  const head = intOption(values, 'head');
+  const layer = indexOption(values, 'layer');
+  const head = indexOption(values, 'head');
   const corpus = stringOption(values, 'corpus');
+  const maxTokens = positiveInt(stringOption(values, 'tokens'), '--tokens');
+  const contextSize = positiveInt(stringOption(values, 'context'), '--context');
+  const steps = positiveInt(stringOption(values, 'steps'), '--steps');
+  const rank = positiveInt(stringOption(values, 'rank'), '--rank');
   const model = await openModel({
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
@@ -205,8 +224,8 @@ async function directions(values: OptionValues): Promise<void> {
     let windows: number[][] | null;
     if (corpus !== undefined) {
       windows = await corpusWindows(model, corpus, {
-        maxTokens: intOption(values, 'tokens'),
-        contextSize: intOption(values, 'context'),
+        maxTokens,
+        contextSize,
         signal: controller.signal,
       });
     } else {
@@ -221,10 +240,10 @@ async function directions(values: OptionValues): Promise<void> {
     const result = await headTextDirections(model, {
       windows,
       pool,
-      steps: intOption(values, 'steps'),
-      rank: intOption(values, 'rank'),
+      steps,
+      rank,
       cache: values['no-cache'] !== true,
-      threads: threadsOf(values),
+      threads: threadsOption(stringOption(values, 'threads')),
       signal: controller.signal,
       onProgress: (p: TextSpanProgress) => {
         const line = `${p.stage === 'collect' ? 'reading the corpus (windows)' : 'choosing directions (heads)'}: ${p.done}/${p.total}`;

@@ -9,7 +9,17 @@ import { TunedLens } from '../engine/lens/tunedLens';
 import { TunedLensProgress, trainTunedLens } from '../engine/lens/tunedLensTrainer';
 import { HookedModel } from '../engine/model';
 import { Token } from '../engine/tokenizer';
-import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
+import {
+  CliCommand,
+  OptionValues,
+  choice,
+  openModel,
+  positiveInt,
+  positiveNumber,
+  readContextText,
+  stringOption,
+  threadsOption,
+} from './common';
 
 const KINDS = ['logit', 'tuned', 'attention-free'] as const;
 type Kind = (typeof KINDS)[number];
@@ -49,12 +59,15 @@ export const lensCommand: CliCommand = {
 };
 
 async function show(values: OptionValues): Promise<void> {
-  const kind = (stringOption(values, 'kind') ?? (stringOption(values, 'lens') ? 'tuned' : 'logit')) as Kind;
-  if (!KINDS.includes(kind))
-    throw new LoupeError(`--kind must be logit, tuned or attention-free, not '${kind}'`);
-  const variant = (stringOption(values, 'variant') ?? 'self') as AttentionFreeVariant;
-  if (variant !== 'self' && variant !== 'skip')
-    throw new LoupeError(`--variant must be self or skip, not '${variant}'`);
+  const kind: Kind = choice(
+    stringOption(values, 'kind') ?? (stringOption(values, 'lens') ? 'tuned' : 'logit'),
+    '--kind',
+    KINDS,
+  );
+  const variant: AttentionFreeVariant = choice(stringOption(values, 'variant') ?? 'self', '--variant', [
+    'self',
+    'skip',
+  ] as const);
   const lensDir = stringOption(values, 'lens');
   if (kind === 'tuned' && !lensDir)
     throw new LoupeError('--kind tuned needs --lens DIR (train one with loupe lens train)');
@@ -64,15 +77,15 @@ async function show(values: OptionValues): Promise<void> {
   const rangeArg = stringOption(values, 'range');
   if (positionsArg !== undefined && rangeArg !== undefined)
     throw new LoupeError('give --positions or --range, not both');
-  const text = readTextFile(stringOption(values, 'text'));
   const tuned = kind === 'tuned' ? TunedLens.load(lensDir!) : null;
 
   const model = await openModel({
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
   });
-  const lenses = new ModelLenses(model, { threads: threadsOf(values) });
+  const lenses = new ModelLenses(model, { threads: threadsOption(stringOption(values, 'threads')) });
   try {
+    const text = readContextText(model, stringOption(values, 'text'), '--text', 'start');
     const tokens = await textTokens(model, text, values);
     const ids = tokens.map((t) => t.id);
     let positions = positionsArg === undefined ? undefined : parseIndexList(positionsArg, '--positions');
@@ -113,11 +126,6 @@ export async function textTokens(model: HookedModel, text: string, values: Optio
   return tokens;
 }
 
-export function threadsOf(values: OptionValues): number | undefined {
-  const t = stringOption(values, 'threads');
-  return t === undefined ? undefined : positiveInt(t, '--threads');
-}
-
 function renderGrid(grid: LensGrid): string {
   const what = grid.kind === 'attention-free' ? `attention-free (${grid.variant})` : `${grid.kind} lens`;
   const lines = [
@@ -142,13 +150,12 @@ async function train(values: OptionValues): Promise<void> {
   const out = stringOption(values, 'out');
   if (!corpus) throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
   if (!out) throw new LoupeError('--out DIR is required');
-  const intOpt = (name: string): number | undefined => {
-    const v = stringOption(values, name);
-    return v === undefined ? undefined : positiveInt(v, `--${name}`);
-  };
-  const lrArg = stringOption(values, 'lr');
-  const lr = lrArg === undefined ? undefined : Number(lrArg);
-  if (lr !== undefined && !(lr > 0)) throw new LoupeError(`--lr must be a positive number, not '${lrArg}'`);
+  const intOpt = (name: string): number | undefined => positiveInt(stringOption(values, name), `--${name}`);
+  const steps = intOpt('steps');
+  const batchTokens = intOpt('batch');
+  const contextSize = intOpt('context');
+  const lr = positiveNumber(stringOption(values, 'lr'), '--lr');
+  const threads = threadsOption(stringOption(values, 'threads'));
   const model = await openModel({
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
@@ -164,11 +171,11 @@ async function train(values: OptionValues): Promise<void> {
     const result = await trainTunedLens(model, {
       corpus,
       outDir: out,
-      steps: intOpt('steps'),
-      batchTokens: intOpt('batch'),
+      steps,
+      batchTokens,
       lr,
-      contextSize: intOpt('context'),
-      threads: threadsOf(values),
+      contextSize,
+      threads,
       signal: controller.signal,
       onProgress: (p) => {
         if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);

@@ -4,8 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
-import { LoupeError, errorMessage } from '../engine/errors';
+import { LoupeError } from '../engine/errors';
 import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
@@ -14,9 +13,24 @@ import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
 import { TrainProgress, trainSae } from '../engine/sae/trainer';
 import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
-import { FeatureDatabase, ListSort } from '../engine/features/database';
+import { FeatureDatabase } from '../engine/features/database';
 import { FeatureContext, FeatureDashboard } from '../engine/features/types';
-import { CliCommand, COMMON_OPTIONS, OptionValues, openModel, positiveInt, readTextFile } from './common';
+import {
+  CliCommand,
+  COMMON_OPTIONS,
+  OptionsTable,
+  choice,
+  nonNegativeInt,
+  openModel,
+  parseCommandLine,
+  positiveInt,
+  positiveNumber,
+  readContextText,
+  readTextFile,
+  seedInt,
+  threadsOption,
+} from './common';
+import { runAndExit } from './exit';
 import { headsCommand } from './heads';
 import { lensCommand } from './lens';
 import { probeCommand } from './probe';
@@ -99,56 +113,50 @@ interface Flags {
   help?: boolean;
 }
 
+/** The options of the commands main.ts runs itself. */
+const MAIN_OPTIONS: OptionsTable = {
+  ...COMMON_OPTIONS,
+  hooks: { type: 'string' },
+  out: { type: 'string' },
+  tokens: { type: 'string' },
+  repeat: { type: 'string' },
+  batch: { type: 'string' },
+  sae: { type: 'string' },
+  top: { type: 'string' },
+  hook: { type: 'string' },
+  corpus: { type: 'string' },
+  arch: { type: 'string' },
+  expansion: { type: 'string' },
+  'd-sae': { type: 'string' },
+  k: { type: 'string' },
+  l1: { type: 'string' },
+  lr: { type: 'string' },
+  context: { type: 'string' },
+  'checkpoint-every': { type: 'string' },
+  seed: { type: 'string' },
+  resume: { type: 'boolean' },
+  clusters: { type: 'string' },
+  index: { type: 'string' },
+  search: { type: 'string' },
+  list: { type: 'string' },
+  db: { type: 'string' },
+};
+
 async function main(argv: string[]): Promise<void> {
   const own = argv[0] === undefined ? undefined : COMMANDS[argv[0]];
   if (own) {
-    const { values, positionals } = parseArgs({
-      args: argv.slice(1),
-      allowPositionals: true,
-      options: { ...COMMON_OPTIONS, ...own.options },
-    }) as { values: OptionValues; positionals: string[] };
+    const { values, positionals } = parseCommandLine(
+      argv.slice(1),
+      { ...COMMON_OPTIONS, ...own.options },
+      `loupe ${argv[0]} --help`,
+    );
     if (values.help === true) {
       process.stdout.write(`usage: loupe ${own.usage}\n`);
       return;
     }
     return own.run(values, positionals);
   }
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      model: { type: 'string' },
-      text: { type: 'string' },
-      json: { type: 'boolean' },
-      'no-bos': { type: 'boolean' },
-      hooks: { type: 'string' },
-      out: { type: 'string' },
-      tokens: { type: 'string' },
-      repeat: { type: 'string' },
-      batch: { type: 'string' },
-      threads: { type: 'string' },
-      sae: { type: 'string' },
-      top: { type: 'string' },
-      hook: { type: 'string' },
-      corpus: { type: 'string' },
-      arch: { type: 'string' },
-      expansion: { type: 'string' },
-      'd-sae': { type: 'string' },
-      k: { type: 'string' },
-      l1: { type: 'string' },
-      lr: { type: 'string' },
-      context: { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      seed: { type: 'string' },
-      resume: { type: 'boolean' },
-      clusters: { type: 'string' },
-      index: { type: 'string' },
-      search: { type: 'string' },
-      list: { type: 'string' },
-      db: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv, MAIN_OPTIONS, 'loupe --help');
   const flags = values as Flags;
   const [command, sub] = positionals;
   if (flags.help || !command) {
@@ -180,12 +188,8 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-function readText(flags: Flags): string {
-  return readTextFile(flags.text);
-}
-
 async function tokenize(flags: Flags): Promise<void> {
-  const text = readText(flags);
+  const text = readTextFile(flags.text);
   const model = await openModel(flags);
   try {
     const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
@@ -213,9 +217,9 @@ function parseHooks(value: string | undefined): HookSelection {
 
 async function run(flags: Flags): Promise<void> {
   if (!flags.out) throw new LoupeError('--out FILE.safetensors is required');
-  const text = readText(flags);
   const model = await openModel(flags);
   try {
+    const text = readContextText(model, flags.text, '--text', 'refuse');
     const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
     if (tokens.length === 0)
       throw new LoupeError(`${flags.text}: the text has no tokens (is the file empty?)`);
@@ -254,8 +258,7 @@ async function features(flags: Flags): Promise<void> {
   if (!flags.sae)
     throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
   const top = positiveInt(flags.top ?? '10', '--top');
-  const text = readText(flags);
-  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
+  const threads = threadsOption(flags.threads);
   const sae = Sae.load(flags.sae, { threads });
   for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
   if (sae.config.prependBos !== null && sae.config.prependBos === Boolean(flags['no-bos'])) {
@@ -266,6 +269,7 @@ async function features(flags: Flags): Promise<void> {
   }
   const model = await openModel(flags);
   try {
+    const text = readContextText(model, flags.text, '--text', 'refuse');
     const attached = attachSae(model, sae);
     const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
     if (tokens.length === 0)
@@ -292,13 +296,18 @@ async function features(flags: Flags): Promise<void> {
   }
 }
 
+/** Most tokens in one benchmarked pass (batch × tokens), so the inputs and activations stay in memory. */
+const MAX_BENCH_TOKENS = 65536;
+
 async function benchForward(flags: Flags): Promise<void> {
   const T = positiveInt(flags.tokens ?? '128', '--tokens');
   const repeat = positiveInt(flags.repeat ?? '10', '--repeat');
   const batch = positiveInt(flags.batch ?? '1', '--batch');
-  const hooks = flags.hooks ?? 'none';
-  if (!['none', 'resid', 'all'].includes(hooks))
-    throw new LoupeError(`--hooks must be none, resid or all, not '${hooks}'`);
+  const hooks = choice(flags.hooks ?? 'none', '--hooks', ['none', 'resid', 'all'] as const);
+  if (T * batch > MAX_BENCH_TOKENS)
+    throw new LoupeError(
+      `--batch ${batch} × --tokens ${T} is ${T * batch} tokens per pass; at most ${MAX_BENCH_TOKENS} are benchmarked`,
+    );
   const openStart = process.hrtime.bigint();
   const model = await openModel(flags);
   const openSeconds = Number(process.hrtime.bigint() - openStart) / 1e9;
@@ -309,7 +318,7 @@ async function benchForward(flags: Flags): Promise<void> {
     const ids = Array.from({ length: batch }, () =>
       Array.from({ length: T }, () => Math.floor(rand() * model.spec.dVocab)),
     );
-    const selection = hooks as HookSelection;
+    const selection: HookSelection = hooks;
     for (let i = 0; i < 2; i++) await model.runPadded(ids, { hooks: selection }); // warm-up: session, arenas
     const times: number[] = [];
     for (let i = 0; i < repeat; i++) {
@@ -325,7 +334,7 @@ async function benchForward(flags: Flags): Promise<void> {
       tokens: T,
       batch,
       repeat,
-      threads: flags.threads === undefined ? null : Number(flags.threads),
+      threads: threadsOption(flags.threads) ?? null,
       ms_per_forward_mean: total / repeat,
       ms_per_forward_median: sorted[Math.floor(sorted.length / 2)],
       model: model.checkpoint.dir,
@@ -347,14 +356,26 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
   if (!flags.corpus)
     throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
   if (!flags.out) throw new LoupeError('--out DIR is required');
-  const arch = flags.arch ?? 'topk';
-  if (arch !== 'relu' && arch !== 'topk') throw new LoupeError(`--arch must be relu or topk, not '${arch}'`);
-  const num = (v: string | undefined, flag: string): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new LoupeError(`${flag} must be a positive number, not '${v}'`);
-    return n;
+  const arch = choice(flags.arch ?? 'topk', '--arch', ['topk', 'relu'] as const);
+  // Every value checked before the model opens or anything is allocated.
+  const settings = {
+    expansion: positiveNumber(flags.expansion, '--expansion'),
+    dSae: positiveInt(flags['d-sae'], '--d-sae'),
+    k: positiveInt(flags.k, '--k'),
+    l1Coefficient: positiveNumber(flags.l1, '--l1'),
+    lr: positiveNumber(flags.lr, '--lr'),
+    batchSize: positiveInt(flags.batch, '--batch'),
+    trainingTokens: positiveInt(flags.tokens, '--tokens'),
+    contextSize: positiveInt(flags.context, '--context'),
+    checkpointEvery: positiveInt(flags['checkpoint-every'], '--checkpoint-every'),
+    seed: seedInt(flags.seed, '--seed'),
+    threads: threadsOption(flags.threads),
   };
+  if (settings.k !== undefined && arch !== 'topk') throw new LoupeError('--k goes with --arch topk');
+  if (settings.l1Coefficient !== undefined && arch !== 'relu')
+    throw new LoupeError('--l1 goes with --arch relu');
+  if (settings.expansion !== undefined && settings.dSae !== undefined)
+    throw new LoupeError('give --expansion or --d-sae, not both');
   const model = await openModel(flags);
   const controller = new AbortController();
   const onSignal = (): void => {
@@ -369,18 +390,8 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
       corpus: flags.corpus,
       outDir: flags.out,
       architecture: arch,
-      expansion: num(flags.expansion, '--expansion'),
-      dSae: num(flags['d-sae'], '--d-sae'),
-      k: num(flags.k, '--k'),
-      l1Coefficient: num(flags.l1, '--l1'),
-      lr: num(flags.lr, '--lr'),
-      batchSize: num(flags.batch, '--batch'),
-      trainingTokens: num(flags.tokens, '--tokens'),
-      contextSize: num(flags.context, '--context'),
-      checkpointEvery: num(flags['checkpoint-every'], '--checkpoint-every'),
-      seed: flags.seed === undefined ? undefined : Number(flags.seed),
+      ...settings,
       resume: flags.resume,
-      threads: flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads'),
       signal: controller.signal,
       onProgress: (p) => {
         // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
@@ -410,14 +421,12 @@ async function evalSaeCommand(flags: Flags): Promise<void> {
   if (!flags.sae) throw new LoupeError('--sae DIR is required');
   if (!flags.corpus)
     throw new LoupeError('--corpus PATH is required (held-out text: a folder, a .jsonl or a text file)');
+  const maxTokens = positiveInt(flags.tokens, '--tokens');
+  const contextSize = positiveInt(flags.context, '--context');
   const model = await openModel(flags);
-  const sae = Sae.load(flags.sae);
+  const sae = Sae.load(flags.sae, { threads: threadsOption(flags.threads) });
   try {
-    const result = await evaluateSae(model, sae, {
-      corpus: flags.corpus,
-      maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
-      contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
-    });
+    const result = await evaluateSae(model, sae, { corpus: flags.corpus, maxTokens, contextSize });
     if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     else for (const [k, v] of Object.entries(result)) process.stdout.write(`${k}\t${v}\n`);
   } finally {
@@ -431,9 +440,15 @@ async function dashboardsCommand(flags: Flags): Promise<void> {
     throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
   if (!flags.corpus)
     throw new LoupeError('--corpus PATH is required (a folder, a .jsonl file or a text file)');
-  const threads = flags.threads === undefined ? undefined : positiveInt(flags.threads, '--threads');
+  const threads = threadsOption(flags.threads);
+  const maxTokens = positiveInt(flags.tokens, '--tokens');
+  const contextSize = positiveInt(flags.context, '--context');
+  const clusters = positiveInt(flags.clusters, '--clusters');
+  const seed = seedInt(flags.seed, '--seed');
   const sae = Sae.load(flags.sae, { threads });
   for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
+  if (clusters !== undefined && clusters > sae.config.dSae)
+    throw new LoupeError(`--clusters must be at most the SAE's ${sae.config.dSae} features, not ${clusters}`);
   const model = await openModel(flags);
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
@@ -444,10 +459,10 @@ async function dashboardsCommand(flags: Flags): Promise<void> {
   let lastTenth = -1;
   try {
     const result = await buildFeatureDatabase(model, sae, flags.corpus, {
-      maxTokens: flags.tokens === undefined ? undefined : positiveInt(flags.tokens, '--tokens'),
-      contextSize: flags.context === undefined ? undefined : positiveInt(flags.context, '--context'),
-      clusters: flags.clusters === undefined ? undefined : positiveInt(flags.clusters, '--clusters'),
-      seed: flags.seed === undefined ? undefined : Number(flags.seed),
+      maxTokens,
+      contextSize,
+      clusters,
+      seed,
       out: flags.out,
       threads,
       signal: controller.signal,
@@ -495,25 +510,20 @@ function buildLine(p: BuildProgress, started: number): string {
 async function featureCommand(flags: Flags): Promise<void> {
   const where = flags.db ?? flags.sae;
   if (!where) throw new LoupeError('--sae DIR (or --db DIR) is required');
-  const db = FeatureDatabase.open(where);
   const limit = positiveInt(flags.top ?? '20', '--top');
-  if (flags.index !== undefined) {
-    const i = Number(flags.index);
-    if (!Number.isInteger(i) || i < 0)
-      throw new LoupeError(`--index must be a feature number, not '${flags.index}'`);
-    const d = db.dashboard(i);
+  const index = nonNegativeInt(flags.index, '--index');
+  const sort = choice(flags.list, '--list', ['index', 'density', 'maxAct', 'meanActive'] as const);
+  const db = FeatureDatabase.open(where);
+  if (index !== undefined) {
+    const d = db.dashboard(index);
     if (flags.json) process.stdout.write(`${JSON.stringify(d)}\n`);
     else process.stdout.write(renderDashboard(d));
     return;
   }
   let rows;
   if (flags.search !== undefined) rows = db.search(flags.search, limit);
-  else if (flags.list !== undefined) {
-    const sorts: ListSort[] = ['index', 'density', 'maxAct', 'meanActive'];
-    if (!sorts.includes(flags.list as ListSort))
-      throw new LoupeError(`--list must be one of ${sorts.join(', ')}, not '${flags.list}'`);
-    rows = db.list({ sort: flags.list as ListSort, limit });
-  } else throw new LoupeError('give --index I, --search TEXT or --list density|maxAct|meanActive|index');
+  else if (sort !== undefined) rows = db.list({ sort, limit });
+  else throw new LoupeError('give --index I, --search TEXT or --list density|maxAct|meanActive|index');
   if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
   else
     for (const r of rows)
@@ -566,16 +576,4 @@ function progressLine(p: TrainProgress): string {
   );
 }
 
-main(process.argv.slice(2)).then(
-  () => process.exit(0),
-  (err: unknown) => {
-    const code = (err as { code?: unknown }).code;
-    const known =
-      err instanceof LoupeError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
-    // One line, always: the first line of what went wrong is the part that says it.
-    const first = errorMessage(err).split('\n')[0];
-    const msg = known ? first : `internal error: ${first}`;
-    process.stderr.write(`loupe: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runAndExit(() => main(process.argv.slice(2)));

@@ -14,7 +14,19 @@ import { datasetFromRegex, datasetFromTexts, readLabelledJsonl } from '../engine
 import { ProbeProgress, trainProbes } from '../engine/probes/probing';
 import { ProbeMetadata, loadProbe, probeFromResults, saveProbe } from '../engine/probes/store';
 import { writeSafetensors } from '../engine/safetensors';
-import { CliCommand, OptionValues, openModel, positiveInt, readTextFile, stringOption } from './common';
+import {
+  CliCommand,
+  OptionValues,
+  choice,
+  fraction,
+  nonNegativeNumber,
+  openModel,
+  positiveInt,
+  readTextFile,
+  seedInt,
+  stringOption,
+  threadsOption,
+} from './common';
 
 export const probeCommand: CliCommand = {
   usage: `probe (--dataset FILE.jsonl | --regex RE --corpus PATH) [--hooks NAME,NAME] [--out DIR] [--l2 L]
@@ -62,28 +74,12 @@ export const probeCommand: CliCommand = {
   },
 };
 
-/** A number option, or undefined when absent. */
-export function numberOption(
-  values: OptionValues,
-  name: string,
-  check: (n: number) => boolean,
-  what: string,
-): number | undefined {
-  const v = stringOption(values, name);
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || !check(n))
-    throw new LoupeError(`--${name} must be ${what}, not '${v}'`);
-  return n;
-}
-
 function modelFlags(values: OptionValues): { model?: string; threads?: string } {
   return { model: stringOption(values, 'model'), threads: stringOption(values, 'threads') };
 }
 
 function threadsOf(values: OptionValues): number | undefined {
-  const t = stringOption(values, 'threads');
-  return t === undefined ? undefined : positiveInt(t, '--threads');
+  return threadsOption(stringOption(values, 'threads'));
 }
 
 /** blocks.0.hook_resid_pre, then each block's resid_mid (where it has one) and resid_post. */
@@ -118,12 +114,12 @@ async function train(values: OptionValues): Promise<void> {
   }
   if (regex !== undefined && corpus === undefined)
     throw new LoupeError('--regex needs --corpus PATH to read tokens from');
-  const pool = stringOption(values, 'pool') ?? 'last';
-  if (pool !== 'last' && pool !== 'mean') throw new LoupeError(`--pool must be last or mean, not '${pool}'`);
+  const pool = choice(stringOption(values, 'pool') ?? 'last', '--pool', ['last', 'mean'] as const);
   const unlabelledArg = stringOption(values, 'unlabelled');
-  const l2 = numberOption(values, 'l2', (n) => n >= 0, 'a number ≥ 0');
-  const testFraction = numberOption(values, 'test-fraction', (n) => n > 0 && n < 1, 'between 0 and 1');
-  const seed = numberOption(values, 'seed', Number.isInteger, 'an integer');
+  const l2 = nonNegativeNumber(stringOption(values, 'l2'), '--l2');
+  const testFraction = fraction(stringOption(values, 'test-fraction'), '--test-fraction');
+  const seed = seedInt(stringOption(values, 'seed'), '--seed');
+  threadsOf(values); // checked before the model opens
   const maxExamples = positiveInt(stringOption(values, 'tokens') ?? '100000', '--tokens');
   const out = stringOption(values, 'out');
   const json = values.json === true;
@@ -221,10 +217,9 @@ async function show(values: OptionValues): Promise<void> {
 
 async function apply(values: OptionValues): Promise<void> {
   const probe = loadProbe(stringOption(values, 'apply')!);
-  const textFile = stringOption(values, 'text');
-  const text = readTextFile(textFile);
   const model = await openModel(modelFlags(values));
   try {
+    const text = readTextFile(stringOption(values, 'text')); // long texts are scored in windows
     const scores = await scoreText(model, probe, text, {
       hook: stringOption(values, 'hook'),
       label: stringOption(values, 'label'),

@@ -10,8 +10,8 @@ import { LoupeError } from './errors';
 
 const MiB = 1024 * 1024;
 
-/** Why a path cannot be read, in words, from the error Node gave. */
-function describeErrno(err: NodeJS.ErrnoException): string {
+/** Why a path cannot be read (or written), in words, from the error Node gave. */
+export function describeErrno(err: NodeJS.ErrnoException): string {
   switch (err.code) {
     case 'ENOENT':
       return 'not found';
@@ -26,6 +26,15 @@ function describeErrno(err: NodeJS.ErrnoException): string {
       return 'the path is too long';
     case 'EISDIR':
       return 'is a folder, not a file';
+    case 'ENOSPC':
+      return 'no space left on the device; free some space or write elsewhere';
+    case 'EROFS':
+      return 'is on a read-only file system';
+    case 'EEXIST':
+      return 'already exists';
+    case 'EMFILE':
+    case 'ENFILE':
+      return 'too many files open at once; raise the limit (ulimit -n) or close other programs';
     default:
       return `cannot be read (${err.code ?? err.message})`;
   }
@@ -67,6 +76,27 @@ export function readInputFile(file: string, what: string, limit: ReadLimit): Buf
     return fs.readFileSync(file);
   } catch (err) {
     throw new LoupeError(`${file}: ${what} ${describeErrno(err as NodeJS.ErrnoException)}`);
+  }
+}
+
+/** The first `maxBytes` bytes of a regular file (all of it if shorter), without reading the rest. */
+export function readInputPrefix(file: string, what: string, maxBytes: number): Buffer {
+  const size = regularFileSize(file, what);
+  const buf = Buffer.alloc(Math.min(size, maxBytes));
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(file, 'r');
+    let done = 0;
+    while (done < buf.length) {
+      const n = fs.readSync(fd, buf, done, buf.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
+  } catch (err) {
+    throw new LoupeError(`${file}: ${what} ${describeErrno(err as NodeJS.ErrnoException)}`);
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

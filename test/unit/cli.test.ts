@@ -82,7 +82,7 @@ describe('loupe CLI', function () {
   it('fails with one line on stderr and a non-zero exit', () => {
     const cases: [string[], RegExp][] = [
       [['tokenize', '--model', path.join(dir, 'nope'), '--text', textFile], /no such model folder/],
-      [['tokenize', '--model', dir, '--text', path.join(dir, 'missing.txt')], /missing\.txt: cannot read/],
+      [['tokenize', '--model', dir, '--text', path.join(dir, 'missing.txt')], /missing\.txt: text not found/],
       [
         [
           'run',
@@ -98,7 +98,7 @@ describe('loupe CLI', function () {
         /unknown hook/,
       ],
       [['frobnicate'], /unknown command/],
-      [['tokenize', '--bogus'], /Unknown option/],
+      [['tokenize', '--bogus'], /unknown option --bogus; see 'loupe --help'/],
       [['bench', 'forward', '--model', dir, '--tokens=-3'], /--tokens must be a positive integer/],
     ];
     for (const [args, pattern] of cases) {

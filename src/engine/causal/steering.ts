@@ -67,6 +67,7 @@ export async function steer(
       `the direction has ${options.direction.length} values but ${options.hook} has width ${width}; it was made for another hook or model`,
     );
   }
+  checkFiniteDirection(options.direction, 'the direction');
   if (!Number.isFinite(options.strength))
     throw new LoupeError(`the strength must be a number, not ${options.strength}`);
   if (!Number.isInteger(options.tokens) || options.tokens < 1) {
@@ -151,6 +152,16 @@ export function featureDirection(sae: Sae, index: number): Float32Array {
   const wDec = sae.params.get('W_dec')!.data;
   const scale = sae.normScalingFactor ?? 1;
   return Float32Array.from(wDec.subarray(index * dIn, (index + 1) * dIn), (v) => v / scale);
+}
+
+/** Refuses a direction with a NaN or infinite value: every steered activation would be one. */
+export function checkFiniteDirection(v: Float32Array, where: string): void {
+  const i = v.findIndex((x) => !Number.isFinite(x));
+  if (i >= 0) {
+    throw new LoupeError(
+      `${where} has a value that is not a finite number at index ${i}; it cannot steer. Make the direction again`,
+    );
+  }
 }
 
 /** The direction scaled to unit length. */
