@@ -12,13 +12,13 @@
  */
 import { llamaLikeSpec } from './llama';
 import { llamaLayoutRecipes } from './layout';
-import { ConfigReader, Family, FamilyDefinition, ModelSpec, activationFromName } from './spec';
+import { ConfigReader, Family, FamilyDefinition, ModelSpec } from './spec';
 
 export function gemmaSpec(c: ConfigReader, family: Family): ModelSpec {
   const base = llamaLikeSpec(c, family, 256);
   return {
     ...base,
-    act: activationFromName(c.str('hidden_activation', 'gelu_pytorch_tanh'), c.file),
+    act: c.activation('hidden_activation', 'gelu_pytorch_tanh'),
     embedScale: Math.fround(Math.sqrt(base.dModel)),
     tiedEmbeddings: c.bool('tie_word_embeddings', true),
   };

@@ -12,7 +12,7 @@
  * half-precision rounding, and the engine computes in f32.
  */
 import { Recipes, perLayer, readSizes } from './layout';
-import { CONFIG_LIMITS, ConfigReader, FamilyDefinition, ModelSpec, activationFromName } from './spec';
+import { CONFIG_LIMITS, ConfigReader, FamilyDefinition, ModelSpec } from './spec';
 
 export const gpt2: FamilyDefinition = {
   modelTypes: ['gpt2'],
@@ -40,7 +40,7 @@ export const gpt2: FamilyDefinition = {
       ...s,
       norm: 'layernorm',
       normEps: c.positive('layer_norm_epsilon', 1e-5),
-      act: activationFromName(c.str('activation_function', 'gelu_new'), file),
+      act: c.activation('activation_function', 'gelu_new'),
       positional: 'learned',
       rotaryDims: 0,
       rope: [],

@@ -20,7 +20,7 @@
  */
 import { llamaLayoutRecipes, perLayer, readSizes, slidingLayers } from './layout';
 import { readRopeScaling } from './rope';
-import { ConfigReader, Family, FamilyDefinition, ModelSpec, activationFromName } from './spec';
+import { ConfigReader, Family, FamilyDefinition, ModelSpec } from './spec';
 
 /** The spec every Llama-layout config shares; a family spreads it and sets what it adds. */
 export function llamaLikeSpec(c: ConfigReader, family: Family, defaultHeadDim?: number): ModelSpec {
@@ -50,7 +50,7 @@ export function llamaLikeSpec(c: ConfigReader, family: Family, defaultHeadDim?: 
     ...s,
     norm: 'rmsnorm',
     normEps: c.positive('rms_norm_eps', 1e-6),
-    act: activationFromName(c.str('hidden_act', 'silu'), c.file),
+    act: c.activation('hidden_act', 'silu'),
     positional: 'rotary',
     rotaryDims: s.dHead,
     rope: perLayer(s.nLayers, () => rope),

@@ -15,14 +15,7 @@
  */
 import { LoupeError } from '../errors';
 import { Recipes, perLayer, readSizes } from './layout';
-import {
-  ConfigReader,
-  FamilyDefinition,
-  HostTensor,
-  ModelSpec,
-  activationFromName,
-  transpose2d,
-} from './spec';
+import { ConfigReader, FamilyDefinition, HostTensor, ModelSpec, transpose2d } from './spec';
 
 export const neox: FamilyDefinition = {
   modelTypes: ['gpt_neox'],
@@ -57,7 +50,7 @@ export const neox: FamilyDefinition = {
       ...s,
       norm: 'layernorm',
       normEps: c.positive('layer_norm_eps', 1e-5),
-      act: activationFromName(c.str('hidden_act', 'gelu'), file),
+      act: c.activation('hidden_act', 'gelu'),
       positional: 'rotary',
       rotaryDims,
       rope: perLayer(s.nLayers, () => ({ base, scaling: { type: 'default' } })),

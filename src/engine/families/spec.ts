@@ -314,25 +314,29 @@ export class ConfigReader {
     throw new LoupeError(`${this.file}: ${this.name(key)} is ${JSON.stringify(v)}, which ${why}`);
   }
 
+  /** An activation function by its Hugging Face name (`ACT2FN`'s keys the engine runs). */
+  activation(key: string, fallback: string): Activation {
+    const name = this.str(key, fallback);
+    switch (name) {
+      case 'gelu_new':
+      case 'gelu_pytorch_tanh':
+      case 'gelu_fast':
+        return 'gelu_tanh';
+      case 'gelu':
+        return 'gelu';
+      case 'relu':
+        return 'relu';
+      case 'silu':
+      case 'swish':
+        return 'silu';
+      default:
+        throw new LoupeError(
+          `${this.file}: ${this.name(key)} is '${name}', which is not supported (gelu_new, gelu_pytorch_tanh, gelu, relu, silu are)`,
+        );
+    }
+  }
+
   raw(key: string): unknown {
     return this.config[key];
-  }
-}
-
-export function activationFromName(name: string, file: string): Activation {
-  switch (name) {
-    case 'gelu_new':
-    case 'gelu_pytorch_tanh':
-    case 'gelu_fast':
-      return 'gelu_tanh';
-    case 'gelu':
-      return 'gelu';
-    case 'relu':
-      return 'relu';
-    case 'silu':
-    case 'swish':
-      return 'silu';
-    default:
-      throw new LoupeError(`${file}: activation '${name}' is not supported (gelu_new, gelu, relu, silu are)`);
   }
 }
