@@ -554,9 +554,11 @@ def layer_windows(c):
     mt, L, W = c["model_type"], c["num_hidden_layers"], c.get("sliding_window")
     if mt in ("mistral", "phi3"):
         return [W] * L
-    if mt in ("qwen2", "qwen3"):
+    if mt in ("qwen2", "qwen3"):  # the config drops sliding_window unless use_sliding_window
         if not c.get("use_sliding_window", False) or W is None:
             return [None] * L
+        if c.get("layer_types"):
+            return [W if t == "sliding_attention" else None for t in c["layer_types"]]
         first = c.get("max_window_layers", L)
         return [W if i >= first else None for i in range(L)]
     return [None] * L
