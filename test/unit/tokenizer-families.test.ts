@@ -17,13 +17,19 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TextTokenizer, Token } from '../../src/engine/tokenizer';
-import { FIXTURES } from './helpers';
+import { FIXTURES, tempDir } from './helpers';
 
-type Normalizer = 'none' | 'nfc' | 'dummy-prefix';
+/** What the tokenizer does to the text before its model: nothing, NFC, a dummy prefix before each
+ * stretch between added tokens (a Prepend normalizer), or before the text's first stretch only
+ * (a Metaspace pre-tokenizer with prepend_scheme "first"). */
+type Normalizer = 'none' | 'nfc' | 'dummy-prefix' | 'metaspace-first';
 type Pieces = 'byte-level' | 'sentencepiece';
 
 interface Family {
+  readonly name: string;
   readonly fixture: string;
+  /** Changes to the fixture's tokenizer.json (written to a copy) for a variant of it. */
+  readonly rewrite?: Record<string, unknown>;
   readonly pieces: Pieces;
   readonly normalizer: Normalizer;
   /** The BOS token text must start with, or null for none (tokenizer_config.json / template). */
@@ -33,6 +39,7 @@ interface Family {
 
 const FAMILIES: readonly Family[] = [
   {
+    name: 'qwen3',
     fixture: 'qwen3',
     pieces: 'byte-level',
     normalizer: 'nfc',
@@ -40,6 +47,7 @@ const FAMILIES: readonly Family[] = [
     specialText: '<|im_start|>user\nhi<|im_end|>',
   },
   {
+    name: 'llama3',
     fixture: 'llama3',
     pieces: 'byte-level',
     normalizer: 'none',
@@ -47,6 +55,7 @@ const FAMILIES: readonly Family[] = [
     specialText: '<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>',
   },
   {
+    name: 'gemma2',
     fixture: 'gemma2',
     pieces: 'sentencepiece',
     normalizer: 'none',
@@ -54,6 +63,7 @@ const FAMILIES: readonly Family[] = [
     specialText: '<start_of_turn>user\nhi<end_of_turn>\n',
   },
   {
+    name: 'mistral',
     fixture: 'mistral',
     pieces: 'sentencepiece',
     normalizer: 'dummy-prefix',
@@ -61,11 +71,26 @@ const FAMILIES: readonly Family[] = [
     specialText: 'x </s>',
   },
   {
+    name: 'phi3',
     fixture: 'phi3',
     pieces: 'sentencepiece',
     normalizer: 'dummy-prefix',
     bos: null, // add_bos_token: false, though the template names <s>
     specialText: '<|user|>\nhi<|end|>\n<|assistant|>',
+  },
+  {
+    // Newer Llama 2-style saves (legacy: false): the dummy prefix comes from a Metaspace pre-tokenizer.
+    name: 'mistral with a Metaspace pre-tokenizer',
+    fixture: 'mistral',
+    rewrite: {
+      normalizer: null,
+      pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
+      decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
+    },
+    pieces: 'sentencepiece',
+    normalizer: 'metaspace-first',
+    bos: '<s>',
+    specialText: 'x </s> y',
   },
 ];
 
@@ -134,9 +159,14 @@ function normalizedBytes(
   for (const m of text.matchAll(unit)) {
     const s = m.index;
     const u = m[0];
-    // The text between added tokens is normalized piece by piece: each piece gets its own dummy prefix.
+    // The text between added tokens is normalized piece by piece: each piece gets its own dummy
+    // prefix (Prepend); Metaspace's "first" gives one to a stretch that starts the text, unless
+    // it starts with a space already.
+    const prefixed =
+      family.normalizer === 'dummy-prefix' ||
+      (family.normalizer === 'metaspace-first' && s === 0 && u !== ' ');
     if (specials.includes(u)) segmentStart = true;
-    else if (segmentStart && family.normalizer === 'dummy-prefix') out.push([0x20, s, s]);
+    else if (segmentStart && prefixed) out.push([0x20, s, s]);
     if (!specials.includes(u)) segmentStart = false;
     const composed = family.normalizer === 'nfc' && !specials.includes(u) ? u.normalize('NFC') : u;
     if (composed !== u) {
@@ -188,13 +218,27 @@ function configBos(dir: string): number | null {
   return config.bos_token_id ?? null;
 }
 
+/** A copy of a fixture's tokenizer files (and config.json) with some tokenizer.json fields replaced. */
+function rewrittenCopy(dir: string, changes: Record<string, unknown>): string {
+  const out = tempDir('loupe-tok-');
+  for (const f of ['tokenizer_config.json', 'config.json'])
+    fs.copyFileSync(path.join(dir, f), path.join(out, f));
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  fs.writeFileSync(path.join(out, 'tokenizer.json'), JSON.stringify({ ...json, ...changes }));
+  return out;
+}
+
 describe('family tokenizers: spans and BOS', () => {
   for (const family of FAMILIES) {
-    describe(family.fixture, () => {
-      const dir = path.join(FIXTURES, family.fixture);
+    describe(family.name, () => {
+      let dir = path.join(FIXTURES, family.fixture);
       let tokenizer: TextTokenizer;
       let vocab: Map<number, { piece: string; added: boolean }>;
       before(async () => {
+        if (family.rewrite) dir = rewrittenCopy(dir, family.rewrite);
         // As HookedModel.open loads it: the config's bos_token_id as the fallback.
         tokenizer = await TextTokenizer.load(dir, configBos(dir));
         vocab = readVocab(dir);
