@@ -51,6 +51,12 @@ export interface PaddedRunResult {
 }
 
 const MAX_LIVE_SESSIONS = 4;
+/**
+ * Compiled weights past this size are not repacked by onnxruntime (see
+ * RuntimeOptions.prepack): a 2.6B model's 10 GB would need 20 GB, while
+ * mapped weights keep a session near the weights' own size.
+ */
+const PREPACK_MAX_WEIGHT_BYTES = 1 << 30;
 
 export class HookedModel {
   private readonly sessions = new Map<
@@ -58,6 +64,8 @@ export class HookedModel {
     Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }>
   >();
   readonly hookTable: readonly HookPoint[];
+  /** Whether sessions over this model's weights let onnxruntime repack them (small models only). */
+  readonly prepack: boolean;
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -66,6 +74,8 @@ export class HookedModel {
     private readonly threads: number,
   ) {
     this.hookTable = hookPoints(checkpoint.spec);
+    const bytes = [...compiled.weights.values()].reduce((a, w) => a + w.length, 0);
+    this.prepack = bytes <= PREPACK_MAX_WEIGHT_BYTES;
   }
 
   static async open(dir: string, options: OpenOptions = {}): Promise<HookedModel> {
@@ -227,7 +237,7 @@ export class HookedModel {
       const tmp = `${file}.tmp-${process.pid}`;
       fs.writeFileSync(tmp, built.bytes);
       fs.renameSync(tmp, file);
-      const session = await GraphSession.create(file, { threads: this.threads });
+      const session = await GraphSession.create(file, { threads: this.threads, prepack: this.prepack });
       return { session, hookOutputs: built.hookOutputs };
     })();
     made.catch(() => this.sessions.delete(key));

@@ -149,7 +149,7 @@ export async function logitEffects(
   g.output(g.op('Identity', [downV], {}, 'down_values'));
   g.output(g.op('Cast', [downI], { to: 1 }, 'down_ids'));
   const file = path.join(model.compiled.dir, `graph-features-logits-${map ?? 'resid'}-${kk}.onnx`);
-  const session = await sessionFor(file, g.encode('feature_logits'), options.threads);
+  const session = await sessionFor(file, g.encode('feature_logits'), options.threads, model.prepack);
   const rows = decoderRows(sae);
   const dSae = sae.config.dSae;
   const out: LogitEffectsResult = {
@@ -211,6 +211,7 @@ export async function topCosine(
     path.join(graphDir, `graph-features-cosine-${want}.onnx`),
     g.encode('cosine_topk'),
     options.threads,
+    true, // inputs only: no model weights to keep mapped
   );
   const chunk = Math.max(1, Math.min(n, Math.floor((1 << 23) / Math.max(1, m))));
   try {
@@ -249,10 +250,11 @@ async function sessionFor(
   file: string,
   bytes: Uint8Array,
   threads: number | undefined,
+  prepack: boolean,
 ): Promise<GraphSession> {
   // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, bytes);
   fs.renameSync(tmp, file);
-  return GraphSession.create(file, { threads: threads ?? 0 });
+  return GraphSession.create(file, { threads: threads ?? 0, prepack });
 }

@@ -135,7 +135,7 @@ export class LensReadout {
       const tmp = `${file}.tmp-${process.pid}`;
       fs.writeFileSync(tmp, bytes);
       fs.renameSync(tmp, file);
-      s = GraphSession.create(file, { threads: this.threads });
+      s = GraphSession.create(file, { threads: this.threads, prepack: model.prepack });
       s.catch(() => this.sessions.delete(key));
       this.sessions.set(key, s);
     }

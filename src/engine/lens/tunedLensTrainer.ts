@@ -89,7 +89,7 @@ export async function trainTunedLens(
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, buildTunedLensStepGraph(spec, model.compiled.weights, WEIGHTS_FILE));
   fs.renameSync(tmp, file);
-  const session = await GraphSession.create(file, { threads: options.threads ?? 0 });
+  const session = await GraphSession.create(file, { threads: options.threads ?? 0, prepack: model.prepack });
 
   // Parameters and Adam moments per layer, in two alternating sets (an output never overwrites an input being read).
   const makeSet = (): Record<string, Tensor> => ({
