@@ -11,7 +11,10 @@
  * w_ln ⊙ u, where u is the token's unembedding row (or A's minus B's). The
  * components add up to the logit (difference) exactly, with the final norm's
  * bias and the unembedding bias as a constant: `total` is that sum and
- * `logit` the model's own, so a view can show both.
+ * `logit` the model's own, so a view can show both. Where attention's output
+ * is normalised again before it joins the stream (Gemma 2/3's ln1_post), each
+ * head is read through that norm too, with its scale at the position frozen,
+ * as the final norm's is.
  *
  * Attribution is linear, so it is of the logit before a final soft-cap
  * (Gemma 2's cap·tanh(x/cap), which no sum of parts passes through):
@@ -76,6 +79,7 @@ export async function directLogitAttribution(
   const hooks = ['hook_embed', 'ln_final.hook_scale', 'ln_final.hook_normalized', last];
   if (spec.positional === 'learned') hooks.push('hook_pos_embed');
   for (let l = 0; l < L; l++) hooks.push(`blocks.${l}.attn.hook_result`, `blocks.${l}.hook_mlp_out`);
+  if (spec.postNorms) for (let l = 0; l < L; l++) hooks.push(`blocks.${l}.ln1_post.hook_scale`);
   // One unpadded text: each hook is [1, T, ...].
   const run = await model.runHooksPadded([ids], hooks);
   const target =
@@ -96,10 +100,18 @@ export async function directLogitAttribution(
     for (let j = 0; j < d; j++) direction[j] -= mean;
   }
   const scale = run.hooks.get('ln_final.hook_scale')!.data[p];
-  const read = (values: ArrayLike<number>, offset: number): number => {
+  const read = (values: ArrayLike<number>, offset: number, through: Float64Array = direction): number => {
     let s = 0;
-    for (let j = 0; j < d; j++) s += values[offset + j] * direction[j];
+    for (let j = 0; j < d; j++) s += values[offset + j] * through[j];
     return s / scale;
+  };
+  // Gemma 2/3 normalise the attention output before it joins the stream: with that norm's
+  // scale at the position frozen, each head's share passes through w_post / scale_post.
+  const headDirection = (l: number): Float64Array => {
+    if (!spec.postNorms) return direction;
+    const w = readEngineWeight(model, `blocks.${l}.ln1_post.w`);
+    const s = run.hooks.get(`blocks.${l}.ln1_post.hook_scale`)!.data[p];
+    return direction.map((x, j) => (x * w[j]) / s);
   };
 
   const embed = read(run.hooks.get('hook_embed')!.data, p * d);
@@ -109,9 +121,10 @@ export async function directLogitAttribution(
   const mlp: number[] = [];
   for (let l = 0; l < L; l++) {
     const result = run.hooks.get(`blocks.${l}.attn.hook_result`)!.data; // [1, T, H, d]
-    heads.push(Array.from({ length: H }, (_, h) => read(result, (p * H + h) * d)));
+    const through = headDirection(l);
+    heads.push(Array.from({ length: H }, (_, h) => read(result, (p * H + h) * d, through)));
     const bO = `blocks.${l}.attn.b_O`;
-    attnBias.push(hasEngineWeight(model, bO) ? read(readEngineWeight(model, bO), 0) : 0);
+    attnBias.push(hasEngineWeight(model, bO) ? read(readEngineWeight(model, bO), 0, through) : 0);
     mlp.push(read(run.hooks.get(`blocks.${l}.hook_mlp_out`)!.data, p * d));
   }
   const normalized = run.hooks.get('ln_final.hook_normalized')!;
