@@ -46,6 +46,13 @@ const MAX_BATCH_ELEMENTS = 1 << 23;
 const MAX_BATCH_TOKENS = 512;
 const WINDOW_CACHE_SIZE = 1024;
 const RESID_CACHE_SIZE = 3;
+/**
+ * Tokens per analysis window when the SAE names no context: models with long
+ * contexts (Gemma 2's 8192, Llama 3.1's 131072) would otherwise make windows
+ * whose attention alone is gigabytes, for an editor that shows a few hundred
+ * tokens around the caret.
+ */
+const DEFAULT_WINDOW = 1024;
 const DOCUMENT_CACHE_SIZE = 8;
 
 /** Checked between batches; set by a `cancel` message or a new load. */
@@ -150,7 +157,10 @@ export class EngineSession {
       }
     }
     const contextSize = sae?.sae.config.contextSize ?? null;
-    const window = Math.min(spec.nCtx, contextSize !== null && contextSize > 1 ? contextSize : spec.nCtx);
+    const window = Math.min(
+      spec.nCtx,
+      contextSize !== null && contextSize > 1 ? contextSize : Math.min(spec.nCtx, DEFAULT_WINDOW),
+    );
     const saeInfo: SaeInfo | null =
       sae && sae.sae.dir
         ? {
