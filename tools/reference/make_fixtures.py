@@ -7,7 +7,8 @@ random model, plus the expected values:
     reference.safetensors   caseN.input_ids (I64 [1,T]), caseN.logits, caseN.<hook> for every hook,
                             editN.<hook>.mul / editN.<hook>.add (the edits), editN.logits,
                             editN.<output hook>; all floats F32
-    reference.json          {"cases": [...], "hooks": [...], "edits": [...], ...} (see README.md)
+    reference.json          {"cases": [...], "hooks": [...], "edits": [...], ...} (see README.md); the
+                            second-wave families' also have "pins" (pin.<piece>.<value> tensors)
 
 Expected values are computed in float64 from the weights exactly as stored
 (f16 / bf16 weights are rounded first, then upcast) and then cast to float32.

@@ -565,7 +565,7 @@ def layer_windows(c):
 
 
 class LlamaAttention(nn.Module):
-    def __init__(self, c, layer):
+    def __init__(self, c, layer, drop=()):
         super().__init__()
         d = c["hidden_size"]
         mt = c["model_type"]
@@ -588,6 +588,7 @@ class LlamaAttention(nn.Module):
             self.v_proj = nn.Linear(d, nkv, bias=qkv_bias)
         self.o_proj = nn.Linear(nq, d, bias=o_bias)
         self.qk_norm = mt == "qwen3"
+        self.apply_qk_norm = "qk_norm" not in drop
         if self.qk_norm:
             eps = c.get("rms_norm_eps", 1e-6)
             self.q_norm = RMSNorm(self.d_head, eps)  # per head: hook_scale [B,T,H,1]
@@ -643,12 +644,12 @@ class LlamaMLP(nn.Module):
 
 
 class LlamaLayer(nn.Module):
-    def __init__(self, c, layer):
+    def __init__(self, c, layer, drop=()):
         super().__init__()
         eps = c.get("rms_norm_eps", 1e-6)
         self.layer = layer
         self.input_layernorm = RMSNorm(c["hidden_size"], eps)
-        self.self_attn = LlamaAttention(c, layer)
+        self.self_attn = LlamaAttention(c, layer, drop)
         self.post_attention_layernorm = RMSNorm(c["hidden_size"], eps)
         self.mlp = LlamaMLP(c, layer)
 
@@ -660,10 +661,10 @@ class LlamaLayer(nn.Module):
 
 
 class LlamaBody(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, drop=()):
         super().__init__()
         self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList(LlamaLayer(c, i) for i in range(c["num_hidden_layers"]))
+        self.layers = nn.ModuleList(LlamaLayer(c, i, drop) for i in range(c["num_hidden_layers"]))
         self.norm = RMSNorm(c["hidden_size"], c.get("rms_norm_eps", 1e-6))
 
 
@@ -682,9 +683,7 @@ class Llama(HookedLM):
         if self.config["model_type"] == "phi3" and self.config.get("partial_rotary_factor", 1.0) != 1.0:
             raise NotImplementedError("phi3 partial_rotary_factor")
         self.tied = bool(self.config.get("tie_word_embeddings", False))
-        self.model = LlamaBody(self.config)
-        for layer in self.model.layers:
-            layer.self_attn.apply_qk_norm = "qk_norm" not in drop
+        self.model = LlamaBody(self.config, drop)
         if not self.tied:
             self.lm_head = nn.Linear(self.config["hidden_size"], self.config["vocab_size"], bias=False)
 
