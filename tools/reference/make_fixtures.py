@@ -676,6 +676,7 @@ def make_fixture(name, spec, out_root, tokenizers):
         config = spec["config"]()
     store = spec["store"]
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    check_rope_bands(config)
 
     # 1. random weights, rounded to the storage dtype, written in the HF layout
     model = build_model(config).double()
@@ -767,6 +768,22 @@ def make_fixture(name, spec, out_root, tokenizers):
     size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))
     print(f"{name}: {len(hooks)} hooks, {len(ref)} reference tensors, {size / 1024:.0f} KiB")
     return size
+
+
+def check_rope_bands(config):
+    """Llama 3's rope scaling treats three bands of wavelengths differently: the fixture must have
+    frequencies in each (kept, interpolated, divided by the factor), or a band would go untested."""
+    scaling = config.get("rope_scaling") or {}
+    if scaling.get("rope_type") != "llama3":
+        return
+    dh = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+    wavelen = 2 * math.pi / inv_freq
+    old = scaling["original_max_position_embeddings"]
+    low, high = old / scaling["low_freq_factor"], old / scaling["high_freq_factor"]
+    bands = [(wavelen < high).sum().item(), ((wavelen >= high) & (wavelen <= low)).sum().item(),
+             (wavelen > low).sum().item()]
+    assert all(n > 0 for n in bands), f"llama3 rope bands (high, medium, low frequency): {bands}"
 
 
 PIN_FACTOR = 10  # a pin moves the value it names by at least this many tolerances
