@@ -20,12 +20,14 @@
  * that character's tokens.
  *
  * BOS follows the checkpoint's tokenizer files, as Hugging Face's tokenizers do:
- * `add_bos_token` in tokenizer_config.json decides where it is given (Llama 2,
+ * where the tokenizer class reads `add_bos_token` (Llama's and Gemma's, whose
+ * fast tokenizers rebuild their template from it) it decides (Llama 2,
  * Mistral, Gemma: true; Phi-3: false, though its template names `<s>`); else a
  * post-processor template that adds BOS (Llama 3) adds it; else BOS is
  * prepended when tokenizer_config.json names a `bos_token` or, without one, the
- * config's `bos_token_id` (GPT-2, as TransformerLens does), and not at all when
- * it sets `bos_token` to null (Qwen). It is never added twice.
+ * config's `bos_token_id` (GPT-2, whose tokenizer ignores `add_bos_token`, as
+ * TransformerLens does), and not at all when it sets `bos_token` to null
+ * (Qwen). It is never added twice.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -176,10 +178,13 @@ const BYTE_LEVEL_DECODER: ReadonlyMap<string, number> = (() => {
   return map;
 })();
 
+/** Tokenizer classes whose BOS follows `add_bos_token` (GPT-2's fast tokenizer, for one, ignores it). */
+const BOS_FLAG_CLASSES = /^(Llama|CodeLlama|Gemma)Tokenizer(Fast)?$/;
+
 interface BosSettings {
   /** `bos_token`: its text, null where the file sets it to null (no BOS), undefined where it is not given. */
   readonly bosToken: string | null | undefined;
-  /** `add_bos_token`, where the file gives it. */
+  /** `add_bos_token`, where the file gives it and its `tokenizer_class` reads it. */
   readonly addBosToken: boolean | undefined;
 }
 
@@ -187,7 +192,7 @@ interface BosSettings {
 function readBosSettings(dir: string): BosSettings {
   const file = path.join(dir, 'tokenizer_config.json');
   if (!fs.existsSync(file)) return { bosToken: undefined, addBosToken: undefined };
-  let cfg: { bos_token?: unknown; add_bos_token?: unknown };
+  let cfg: { bos_token?: unknown; add_bos_token?: unknown; tokenizer_class?: unknown };
   try {
     cfg = JSON.parse(fs.readFileSync(file, 'utf8')) as typeof cfg;
   } catch {
@@ -201,7 +206,8 @@ function readBosSettings(dir: string): BosSettings {
     bosToken = (b as { content: string }).content;
   }
   const add = cfg.add_bos_token;
-  return { bosToken, addBosToken: typeof add === 'boolean' ? add : undefined };
+  const reads = typeof cfg.tokenizer_class === 'string' && BOS_FLAG_CLASSES.test(cfg.tokenizer_class);
+  return { bosToken, addBosToken: reads && typeof add === 'boolean' ? add : undefined };
 }
 
 /**
