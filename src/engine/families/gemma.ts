@@ -10,12 +10,12 @@
  * `hidden_activation` (default `gelu_pytorch_tanh`; Hugging Face ignores
  * `hidden_act` here) and `head_dim` defaulting to 256.
  */
-import { llamaLikeSpec } from './llama';
+import { SizeDefaults, llamaLikeSpec } from './llama';
 import { llamaLayoutRecipes } from './layout';
 import { ConfigReader, Family, FamilyDefinition, ModelSpec } from './spec';
 
-export function gemmaSpec(c: ConfigReader, family: Family): ModelSpec {
-  const base = llamaLikeSpec(c, family, 256);
+export function gemmaSpec(c: ConfigReader, family: Family, defaults: SizeDefaults = {}): ModelSpec {
+  const base = llamaLikeSpec(c, family, { headDim: 256, ...defaults });
   return {
     ...base,
     act: c.activation('hidden_activation', 'gelu_pytorch_tanh'),

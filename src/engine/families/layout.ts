@@ -41,6 +41,8 @@ export interface SizeKeys {
   readonly mlpDefault?: number;
   readonly positions: string;
   readonly positionsDefault: number;
+  /** `vocab_size` where the config may leave it out (Gemma 3's text_config), or undefined if required. */
+  readonly vocabDefault?: number;
 }
 
 export function readSizes(c: ConfigReader, k: SizeKeys): DecoderSizes {
@@ -68,7 +70,7 @@ export function readSizes(c: ConfigReader, k: SizeKeys): DecoderSizes {
     dHead,
     nLayers: c.int(k.layers, undefined, L.layers),
     dMlp: c.int(k.mlp, k.mlpDefault, L.width),
-    dVocab: c.int('vocab_size', undefined, L.vocab),
+    dVocab: c.int('vocab_size', k.vocabDefault, L.vocab),
     nCtx: c.int(k.positions, k.positionsDefault, L.positions),
   };
 }
@@ -143,12 +145,23 @@ export interface LlamaNorms {
   readonly plusOne: boolean;
 }
 
+/** Where the text model's tensors sit: `model.` and `lm_head.weight`, unless nested in a multimodal checkpoint. */
+export interface LlamaKeys {
+  readonly model: string;
+  readonly lmHead: string;
+}
+
 /**
  * The Llama key layout: `model.embed_tokens`, `model.layers.L.{norms}`,
  * `self_attn.{q,k,v,o}_proj` (with `q_norm`/`k_norm` where the spec has them),
  * `mlp.{gate,up,down}_proj`, `model.norm`, and `lm_head` unless tied.
  */
-export function llamaLayoutRecipes(spec: ModelSpec, names: ReadonlySet<string>, norms: LlamaNorms): Recipes {
+export function llamaLayoutRecipes(
+  spec: ModelSpec,
+  names: ReadonlySet<string>,
+  norms: LlamaNorms,
+  keys: LlamaKeys = { model: 'model.', lmHead: 'lm_head.weight' },
+): Recipes {
   const d = spec.dModel;
   const qDim = spec.nHeads * spec.dHead;
   const kvDim = spec.nKvHeads * spec.dHead;
@@ -157,7 +170,7 @@ export function llamaLayoutRecipes(spec: ModelSpec, names: ReadonlySet<string>, 
     norms.plusOne ? m.plusOne(engine, hf, size) : m.direct(engine, hf, [size]);
   for (let l = 0; l < spec.nLayers; l++) {
     const b = `blocks.${l}.`;
-    const h = `model.layers.${l}.`;
+    const h = `${keys.model}layers.${l}.`;
     const [q, k, v] = ['q', 'k', 'v'].map((x) => `${h}self_attn.${x}_proj`);
     normW(`${b}ln1.w`, `${h}${norms.ln1}.weight`, d);
     m.qkv(`${b}attn.`, [q, k, v], [qDim, kvDim, kvDim], d, spec.bias.qkv);
@@ -179,11 +192,10 @@ export function llamaLayoutRecipes(spec: ModelSpec, names: ReadonlySet<string>, 
     }
     if (norms.ln2Post) normW(`${b}ln2_post.w`, `${h}${norms.ln2Post}.weight`, d);
   }
-  m.direct('W_E', 'model.embed_tokens.weight', [spec.dVocab, d]);
-  normW('ln_final.w', 'model.norm.weight', d);
+  m.direct('W_E', `${keys.model}embed_tokens.weight`, [spec.dVocab, d]);
+  normW('ln_final.w', `${keys.model}norm.weight`, d);
   // Untied models must carry lm_head.weight; asking for it makes a missing one an error.
-  if (names.has('lm_head.weight') || !spec.tiedEmbeddings)
-    m.direct('W_U_T', 'lm_head.weight', [spec.dVocab, d]);
+  if (names.has(keys.lmHead) || !spec.tiedEmbeddings) m.direct('W_U_T', keys.lmHead, [spec.dVocab, d]);
   return m;
 }
 

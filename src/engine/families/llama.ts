@@ -22,10 +22,18 @@ import { llamaLayoutRecipes, perLayer, readSizes, slidingLayers } from './layout
 import { readRopeScaling } from './rope';
 import { ConfigReader, Family, FamilyDefinition, ModelSpec } from './spec';
 
+/** Hugging Face's defaults for sizes a family's configs may leave out (Gemma's head_dim, Gemma 3's vocabulary). */
+export interface SizeDefaults {
+  readonly headDim?: number;
+  readonly vocab?: number;
+  readonly positions?: number;
+}
+
 /** The spec every Llama-layout config shares; a family spreads it and sets what it adds. */
-export function llamaLikeSpec(c: ConfigReader, family: Family, defaultHeadDim?: number): ModelSpec {
+export function llamaLikeSpec(c: ConfigReader, family: Family, defaults: SizeDefaults = {}): ModelSpec {
   const s = readSizes(c, {
-    headDimDefault: defaultHeadDim,
+    headDimDefault: defaults.headDim,
+    vocabDefault: defaults.vocab,
     hidden: 'hidden_size',
     heads: 'num_attention_heads',
     kvHeads: 'num_key_value_heads',
@@ -33,7 +41,7 @@ export function llamaLikeSpec(c: ConfigReader, family: Family, defaultHeadDim?: 
     layers: 'num_hidden_layers',
     mlp: 'intermediate_size',
     positions: 'max_position_embeddings',
-    positionsDefault: 2048,
+    positionsDefault: defaults.positions ?? 2048,
   });
   const rope = { base: c.positive('rope_theta', 10000), scaling: readRopeScaling(c) };
   if (family !== 'phi3') {

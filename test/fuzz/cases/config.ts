@@ -211,7 +211,17 @@ export const cases: FuzzCase[] = [
     'rope-yarn',
   ),
   field('gemma3', 'use_bidirectional_attention', true, /'use_bidirectional_attention' is true/),
-  field('gemma3', 'model_type', 'gemma3', /model_type 'gemma3' is the multimodal Gemma 3/, 'multimodal'),
+  field('gemma3', 'model_type', 'gemma3', /'text_config' is missing/, 'multimodal-without-text-config'),
+  {
+    name: 'config/gemma3-multimodal-text-eps',
+    area: 'config',
+    setup: brokenModel('gemma3', (c) => {
+      const text = { ...c, rms_norm_eps: 0 };
+      for (const k of Object.keys(c)) delete c[k];
+      Object.assign(c, { model_type: 'gemma3', text_config: text });
+    }),
+    expect: { error: /config\.json.*'text_config\.rms_norm_eps' must be a number > 0/ },
+  },
   field(
     'gemma3-linear',
     'sliding_window_pattern',
