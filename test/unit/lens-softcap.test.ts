@@ -4,12 +4,15 @@
  * the lens readout's probabilities are softmax of the model's own (capped)
  * logits, patching's logit difference is that of the capped logits, and
  * direct logit attribution stays linear in the pre-cap logit x, with the
- * capped one 30 · tanh(x / 30) beside it (Gemma 2's definition).
+ * capped one 30 · tanh(x / 30) beside it (Gemma 2's definition); TextSpan's
+ * head moments read each head through the norm after attention (ln1_post:
+ * y = x / scale · w) as well as the final norm.
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { logitReadout, readLogit } from '../../src/engine/causal/predictions';
 import { directLogitAttribution } from '../../src/engine/lens/directLogitAttribution';
+import { collectHeadMoments } from '../../src/engine/lens/headMoments';
 import { LensReadout } from '../../src/engine/lens/readout';
 import { HookedModel } from '../../src/engine/model';
 import { FIXTURES, tempDir } from './helpers';
@@ -73,5 +76,29 @@ describe('views on a soft-capped model (gemma2)', () => {
     // The default target is the model's most likely next token.
     const top = await directLogitAttribution(model, ids, { position: last });
     assert.equal(top.target.id, logits.indexOf(Math.max(...logits)));
+  });
+
+  it("reads each head's moments through ln1_post's scale as well as the final norm's", async () => {
+    const { nHeads: H, dHead: dh } = model.spec;
+    const l = 1;
+    const moments = await collectHeadMoments(model, [ids]);
+    const hooks = [`blocks.${l}.attn.hook_z`, `blocks.${l}.ln1_post.hook_scale`, 'ln_final.hook_scale'];
+    const [run] = await model.run([ids], { hooks });
+    const z = run.hooks.get(hooks[0])!.data;
+    const post = run.hooks.get(hooks[1])!.data;
+    const final = run.hooks.get(hooks[2])!.data;
+    // Mean over positions after BOS of z / (post scale · final scale), per head.
+    for (let h = 0; h < H; h++) {
+      for (let k = 0; k < dh; k++) {
+        let sum = 0;
+        for (let t = 1; t < ids.length; t++) sum += z[(t * H + h) * dh + k] / (post[t] * final[t]);
+        const want = sum / (ids.length - 1);
+        const got = moments.layers[l].mean[h * dh + k];
+        assert.ok(
+          Math.abs(got - want) <= 1e-5 * Math.max(1, Math.abs(want)),
+          `head ${h} dim ${k}: ${got} vs ${want}`,
+        );
+      }
+    }
   });
 });
