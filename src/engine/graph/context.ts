@@ -12,11 +12,14 @@ export interface GraphVariant {
   /** Hook names that take an edit. */
   readonly edits: ReadonlySet<string>;
   /**
-   * Whether the graph computes logits. Without them it stops after the last
-   * layer a hook or edit needs: reading one early layer then skips the later
-   * blocks and the unembedding, often the largest matmul of a small model.
+   * Whether the graph computes logits: at every position, or ('rows') only at
+   * the rows of [batch · pos] fed as LOGIT_ROWS, one prediction per text
+   * without the [batch, pos, d_vocab] of a 256k vocabulary. Without them it
+   * stops after the last layer a hook or edit needs: reading one early layer
+   * then skips the later blocks and the unembedding, often the largest matmul
+   * of a small model.
    */
-  readonly logits: boolean;
+  readonly logits: boolean | 'rows';
 }
 
 export function editInputNames(hook: string): { mul: string; add: string } {

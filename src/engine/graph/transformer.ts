@@ -37,6 +37,8 @@ export interface BuiltGraph {
 
 export const INPUT_IDS = 'input_ids';
 export const LOGITS = 'logits';
+/** Flat rows b · T + t whose logits a 'rows' variant computes, int64 [rows]. */
+export const LOGIT_ROWS = 'logit_rows';
 
 export function buildTransformerGraph(
   spec: ModelSpec,
@@ -75,7 +77,8 @@ export function buildTransformerGraph(
   if (layers <= spec.nLayers && !variant.logits) return done();
   const final = norm(ctx, resid, 'ln_final');
   if (!variant.logits) return done();
-  unembedding(ctx, final, ids, LOGITS);
+  if (variant.logits === 'rows') unembedding(ctx, final, ids, LOGITS, g.input(LOGIT_ROWS, 'int64', ['rows']));
+  else unembedding(ctx, final, ids, LOGITS);
   return done();
 }
 
