@@ -17,8 +17,8 @@
  * absent mean none here, as in Hugging Face's Gemma 3 config),
  * `rope_local_base_freq`, `rope_scaling` (global layers only),
  * `sliding_window_pattern` (where `layer_types` is absent);
- * `use_bidirectional_attention` (refused: an encoder's attention) and
- * `rope_parameters` (refused: give `rope_theta` and `rope_scaling`).
+ * `use_bidirectional_attention` (refused: an encoder's attention);
+ * `rope_parameters` is refused as for every Llama-layout family.
  */
 import { LoupeError } from '../errors';
 import { gemmaSpec } from './gemma';
@@ -34,7 +34,6 @@ function gemma3TextSpec(c: ConfigReader, modelType: string): ModelSpec {
     'makes attention bidirectional; Loupe runs causal language models',
     false,
   );
-  c.refuse('rope_parameters', 'is not read; give rope_theta, rope_local_base_freq and rope_scaling instead');
   const base = gemmaSpec(c, 'gemma3_text', { vocab: 262208, positions: 131072 });
   const n = base.nLayers;
   const scale = Math.pow(c.positive('query_pre_attn_scalar', 256), -0.5);

@@ -10,7 +10,8 @@
  * `num_attention_heads`, `num_key_value_heads`, `head_dim`,
  * `num_hidden_layers`, `intermediate_size`, `vocab_size`,
  * `max_position_embeddings`, `rms_norm_eps`, `hidden_act`, `rope_theta`,
- * `rope_scaling` (`linear`, `llama3`; others refused by name),
+ * `rope_scaling` (`linear`, `llama3`; others refused by name; `rope_parameters`
+ * refused),
  * `attention_bias`, `mlp_bias`, `tie_word_embeddings`; Qwen2's
  * `use_sliding_window`, `sliding_window`, `max_window_layers`, `layer_types`
  * (the window on layers from `max_window_layers` on, as Hugging Face places
@@ -43,6 +44,8 @@ export function llamaLikeSpec(c: ConfigReader, family: Family, defaults: SizeDef
     positions: 'max_position_embeddings',
     positionsDefault: defaults.positions ?? 2048,
   });
+  // transformers 5 saves rotary settings as rope_parameters; read as absent, rope_theta would fall back to 10000.
+  c.refuse('rope_parameters', 'is not read; give rope_theta and rope_scaling as transformers 4 saves them');
   const rope = { base: c.positive('rope_theta', 10000), scaling: readRopeScaling(c) };
   if (family !== 'phi3') {
     c.refuse(

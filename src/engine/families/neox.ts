@@ -10,7 +10,8 @@
  * `rotary_pct` (or `partial_rotary_factor`), `rotary_emb_base` (or
  * `rope_theta`), `use_parallel_residual`, `attention_bias`,
  * `tie_word_embeddings` (all read); `rope_scaling` (refused: GPT-NeoX
- * checkpoints run plain rotary embeddings here). Dropouts do not matter at
+ * checkpoints run plain rotary embeddings here) and `rope_parameters` (refused:
+ * transformers 5's form of the rotary settings). Dropouts do not matter at
  * inference.
  */
 import { LoupeError } from '../errors';
@@ -35,6 +36,10 @@ export const neox: FamilyDefinition = {
       positionsDefault: 2048,
     });
     c.refuse('rope_scaling', 'rescales rotary embeddings; Loupe runs GPT-NeoX with plain rotary embeddings');
+    c.refuse(
+      'rope_parameters',
+      'is not read; give rotary_emb_base (or rope_theta) as transformers 4 saves it',
+    );
     const pctKey = c.has('rotary_pct') ? 'rotary_pct' : 'partial_rotary_factor';
     const rotaryDims = Math.floor(s.dHead * c.fraction(pctKey, 0.25));
     if (rotaryDims < 2 || rotaryDims % 2 !== 0) {

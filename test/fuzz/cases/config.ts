@@ -117,6 +117,18 @@ export const cases: FuzzCase[] = [
     false,
   ),
   field('llama-gqa', 'partial_rotary_factor', 0.5, /'partial_rotary_factor' is 0\.5/),
+  field(
+    'llama-gqa',
+    'rope_parameters',
+    { rope_type: 'default', rope_theta: 500000 },
+    /'rope_parameters' is \{.*\}, which is not read/,
+  ),
+  field(
+    'neox-parallel',
+    'rope_parameters',
+    { rope_theta: 10000 },
+    /'rope_parameters' is \{.*\}, which is not read/,
+  ),
   field('llama-gqa', 'model_type', undefined, /'model_type' is missing/, 'model-type-missing'),
   {
     name: 'config/llama3-rope-factor-zero',
