@@ -165,6 +165,7 @@ export class LensRequests {
       target: a.target,
       versus: a.versus,
       logit: a.logit,
+      cappedLogit: a.cappedLogit,
       embed: a.embed,
       posEmbed: a.posEmbed,
       heads: a.heads.map((row) => [...row]),
