@@ -13,8 +13,9 @@
  * leaves the vision tower's tensors unread. Their text_config leaves out what
  * Hugging Face's Gemma3TextConfig defaults (vocabulary 262,208, context 131,072).
  *
- * Config fields that change the computation: those of Gemma 2 (softcaps
- * absent mean none here, as in Hugging Face's Gemma 3 config),
+ * Config fields that change the computation: those of Gemma 2 but
+ * `attn_logit_softcapping`, which Hugging Face's Gemma 3 attention never
+ * applies (`final_logit_softcapping` absent means none here),
  * `rope_local_base_freq`, `rope_scaling` (global layers only),
  * `sliding_window_pattern` (where `layer_types` is absent);
  * `use_bidirectional_attention` (refused: an encoder's attention);
@@ -51,7 +52,8 @@ function gemma3TextSpec(c: ConfigReader, modelType: string): ModelSpec {
     postNorms: true,
     qkNorm: true,
     attnScale: perLayer(n, () => scale),
-    attnSoftcap: c.optionalPositive('attn_logit_softcapping'),
+    // Hugging Face's Gemma 3 keeps attn_logit_softcapping in its config but its attention never applies it.
+    attnSoftcap: null,
     finalSoftcap: c.optionalPositive('final_logit_softcapping'),
     slidingWindow: sliding.map((s) => (s ? window : null)),
     // A sliding layer turns with the local base even where sliding_window is null, as in Hugging Face.
