@@ -1,6 +1,6 @@
 /**
  * Gemma 3's text model (`model_type: gemma3_text`, the 270M and 1B
- * checkpoints): Gemma 2's four norms, scaling and soft-caps, plus a per-head
+ * checkpoints): Gemma 2's four norms, scaling and final soft-cap, plus a per-head
  * RMSNorm (1 + w) of queries and keys before rotary (`self_attn.q_norm`,
  * `k_norm`), and `layer_types` of local (sliding) and global layers, five
  * local to one global by default. Local layers turn with
