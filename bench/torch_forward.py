@@ -4,10 +4,13 @@
     python3 bench/torch_forward.py --model DIR --export-onnx PATH [--tokens 128]
 
 DIR is a Hugging Face checkpoint folder (config.json + safetensors weights; any
-family tools/reference/models.py knows, GPT-2 being the one benchmarked). The
-model runs in float32 without hooks and without autograd; after the warm-up,
-each repetition is one forward pass of [batch, tokens] random ids, and the
-result is printed as one JSON object.
+family tools/reference knows: GPT-2 small and the gemma-2-2b shape of
+make_bench_checkpoint.py are the ones benchmarked). The model runs in float32
+without hooks and without autograd; after the warm-up, each repetition is one
+forward pass of [batch, tokens] random ids, and the result is printed as one
+JSON object, with the BLAS library that ran, a 2048² sgemm's GFLOP/s measured
+just after (the machine's load shows in it) and the process's peak resident
+memory (a sharded checkpoint is loaded shard by shard, see hf_folder.load_model).
 
 --export-onnx writes the same model as a plain ONNX graph (input_ids int64
 [batch, seq] -> logits float32 [batch, seq, vocab], opset 17, dynamic batch
@@ -16,8 +19,10 @@ and seq) for the engine's bench to load, and prints a JSON line about it.
 
 import argparse
 import json
+import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -26,6 +31,29 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "reference"))
 from hf_folder import load_model  # noqa: E402
+
+
+def blas_library():
+    """The BLAS library the process has loaded (Debian's torch uses whichever libblas.so.3 points at:
+    the reference BLAS is some 20x slower than OpenBLAS, so the bench says which one ran)."""
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.split()[-1].lower()}
+    except OSError:
+        return "unknown"
+    return ", ".join(sorted(os.path.realpath(p) for p in libs)) or "none loaded"
+
+
+def sgemm_gflops(n=2048, repeat=3):
+    """A 2048² float32 matmul's speed right now: what the BLAS and the machine's load allow
+    (about 115 GFLOP/s with OpenBLAS on 2 idle cores here)."""
+    a = torch.randn(n, n)
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
 
 
 def export_onnx(model, path, tokens):
@@ -102,6 +130,9 @@ def main():
         "load_s": load_s,
     }
     result.update(bench(model, args.tokens, args.batch, args.repeat, args.warmup, args.seed))
+    result["blas"] = blas_library()
+    result["sgemm_gflops"] = sgemm_gflops()
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(json.dumps(result))
 
 

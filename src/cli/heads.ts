@@ -131,7 +131,10 @@ function renderAttribution(a: LogitAttribution, token: string, top: number): str
   if (a.constant !== 0) parts.push(['final norm and unembedding biases', a.constant]);
   parts.sort((x, y) => Math.abs(y[1]) - Math.abs(x[1]));
   const lines = [
-    `position ${a.position} (${token}): ${what} = ${a.logit.toFixed(4)}; the parts below add up to ${a.total.toFixed(4)}`,
+    `position ${a.position} (${token}): ${what} = ${a.logit.toFixed(4)}; the parts below add up to ${a.total.toFixed(4)}` +
+      (a.cappedLogit === null
+        ? ''
+        : ` (attribution is linear, so of the logit before the model's final soft-cap; after it: ${a.cappedLogit.toFixed(4)})`),
     ...parts.slice(0, top).map(([name, v]) => `${v >= 0 ? ' ' : ''}${v.toFixed(4)}\t${name}`),
   ];
   return `${lines.join('\n')}\n`;

@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { Checkpoint } from './checkpoint';
 import { arrayOf, nonNegInt, num, object, openObject, recordOf, schemaMatching, str } from '../shared/schema';
 import { LoupeError, errorMessage } from './errors';
-import { HostTensor, ModelSpec } from './families/spec';
+import { invFreqWeight, inverseFrequencies, rotaryTables } from './families/rope';
+import { HostTensor } from './families/spec';
 import { ExternalTensor } from './graph/builder';
 import { isPresent, regularFileSize } from './inputFiles';
 import { assertFinite } from './safetensors';
@@ -28,7 +29,7 @@ import { writeFileAtomic, writeResultFolder } from './safeWrite';
 import { JSON_KINDS, readJsonFile } from './untrustedJson';
 
 /** Bump when the weights layout or graphs change, so old caches are not reused. */
-const FORMAT_VERSION = 4;
+const FORMAT_VERSION = 5;
 export const WEIGHTS_FILE = 'weights.bin';
 
 export interface CompiledModel {
@@ -58,6 +59,7 @@ export function compileCheckpoint(
   onProgress?: (p: CompileProgress) => void,
   onNotice: NoticeSink = stderrNotice,
 ): CompiledModel {
+  checkLayerCount(ckpt);
   const recipes = ckpt.family.weightRecipes(ckpt.spec, ckpt.weights.names);
   checkSources(ckpt, recipes);
   const key = contentKey(ckpt, cacheDir, onNotice, onProgress);
@@ -65,7 +67,9 @@ export function compileCheckpoint(
   const manifestFile = path.join(dir, 'manifest.json');
   const names = [
     ...recipes.keys(),
-    ...(ckpt.spec.positional === 'rotary' ? ['rotary.cos', 'rotary.sin'] : []),
+    ...(ckpt.spec.positional === 'rotary'
+      ? rotaryTables(ckpt.spec).tables.map((_, i) => invFreqWeight(i))
+      : []),
   ];
   if (isPresent(dir)) {
     const cached = openCachedWeights(dir, names);
@@ -99,9 +103,11 @@ export function compileCheckpoint(
         onProgress?.({ stage: 'weights', done: ++done, total: recipes.size });
       }
       if (ckpt.spec.positional === 'rotary') {
-        const { cos, sin } = rotaryTables(ckpt.spec);
-        write('rotary.cos', cos);
-        write('rotary.sin', sin);
+        // The graph turns these into angles at the run's positions, so no table grows with the context.
+        const rd = ckpt.spec.rotaryDims;
+        rotaryTables(ckpt.spec).tables.forEach((rope, i) =>
+          write(invFreqWeight(i), { shape: [rd / 2], data: inverseFrequencies(rope, rd) }),
+        );
       }
     });
     const check = { weightsBytes: offset, weightsEnds: edgeDigest(path.join(out.dir, WEIGHTS_FILE), offset) };
@@ -111,6 +117,24 @@ export function compileCheckpoint(
   if (typeof built === 'string')
     throw new LoupeError(`${manifestFile}: the cache just written is unreadable (${built})`);
   return { dir, key, weights: built };
+}
+
+/**
+ * The config's layer count against the layers the weights hold (`h.L.` or
+ * `layers.L.` in every family's tensor names), before any per-layer recipe
+ * is made: a config saying 10⁹ layers is one line, not a long wait.
+ */
+function checkLayerCount(ckpt: Checkpoint): void {
+  let held = 0;
+  for (const name of ckpt.weights.names) {
+    const m = /(?:^|\.)(?:h|layers)\.(\d+)\./.exec(name);
+    if (m) held = Math.max(held, Number(m[1]) + 1);
+  }
+  if (ckpt.spec.nLayers > held) {
+    throw new LoupeError(
+      `${ckpt.configFile}: '${ckpt.family.layersKey}' is ${ckpt.spec.nLayers} but the weights hold ${held} layers; the config and weights do not match`,
+    );
+  }
 }
 
 function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']['weightRecipes']>): void {
@@ -135,21 +159,6 @@ function checkSources(ckpt: Checkpoint, recipes: ReturnType<Checkpoint['family']
       }
     }
   }
-}
-
-function rotaryTables(spec: ModelSpec): { cos: HostTensor; sin: HostTensor } {
-  const rd = spec.rotaryDims;
-  const half = rd / 2;
-  const cos = new Float32Array(spec.nCtx * rd);
-  const sin = new Float32Array(spec.nCtx * rd);
-  for (let t = 0; t < spec.nCtx; t++) {
-    for (let i = 0; i < half; i++) {
-      const angle = t / Math.pow(spec.ropeTheta, (2 * i) / rd);
-      cos[t * rd + i] = cos[t * rd + i + half] = Math.cos(angle);
-      sin[t * rd + i] = sin[t * rd + i + half] = Math.sin(angle);
-    }
-  }
-  return { cos: { shape: [spec.nCtx, rd], data: cos }, sin: { shape: [spec.nCtx, rd], data: sin } };
 }
 
 const manifestSchema = openObject({

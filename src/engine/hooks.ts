@@ -6,10 +6,26 @@
  * Values are those of the unprocessed model (no LayerNorm folding). LayerNorm
  * hooks follow TransformerLens: `hook_scale` = sqrt(mean((x - mean)²) + eps),
  * `hook_normalized` = (x - mean) / scale · w + b; for RMSNorm `hook_normalized`
- * is x / scale, before the weight. `hook_q`/`hook_k` are before rotary
- * embeddings (`hook_rot_q`/`hook_rot_k` after); `hook_k`/`hook_v` have the
- * key/value heads of grouped-query attention. `hook_attn_scores` are scaled
- * and causally masked with -inf.
+ * is x / scale, before the weight (w, or 1 + w for Gemma). `hook_q`/`hook_k`
+ * are the projections before any q/k norm and rotary embeddings
+ * (`hook_rot_q`/`hook_rot_k` after both); `hook_k`/`hook_v` have the
+ * key/value heads of grouped-query attention. `hook_attn_scores` are scaled,
+ * soft-capped where the model caps them (`cap · tanh(s / cap)`), and masked
+ * with -inf, causally and outside a layer's sliding window (a window of W
+ * lets query i see key j iff i - W < j <= i). `hook_embed` is the token
+ * embedding as it enters the residual stream, so Gemma's × √d_model is in it.
+ *
+ * Points only some families have, with TransformerLens's names:
+ * - `blocks.L.ln1_post.hook_scale` [batch, pos, 1] and `.hook_normalized`
+ *   [batch, pos, d_model]: the RMSNorm after attention (Gemma 2/3), and
+ *   `blocks.L.ln2_post` (same two) after the MLP. `hook_attn_out` and `hook_mlp_out`
+ *   are after these norms, what is added to the residual stream.
+ * - `blocks.L.attn.q_norm.hook_scale` [batch, pos, head, 1] and
+ *   `.hook_normalized` [batch, pos, head, d_head], and `attn.k_norm` likewise with
+ *   kv_head: the per-head RMSNorm of queries and keys before rotary (Qwen3,
+ *   Gemma 3).
+ * - `blocks.L.mlp.hook_pre_linear`: the up projection of gated MLPs, beside
+ *   `hook_pre` (the gate, before its activation).
  */
 import { LoupeError } from './errors';
 import { ModelSpec } from './families/spec';
@@ -40,6 +56,12 @@ export function hookPoints(spec: ModelSpec): HookPoint[] {
     add(`${b}attn.hook_q`, l, ['batch', 'pos', 'head', 'd_head']);
     add(`${b}attn.hook_k`, l, ['batch', 'pos', 'kv_head', 'd_head']);
     add(`${b}attn.hook_v`, l, ['batch', 'pos', 'kv_head', 'd_head']);
+    if (spec.qkNorm) {
+      add(`${b}attn.q_norm.hook_scale`, l, ['batch', 'pos', 'head', 'one']);
+      add(`${b}attn.q_norm.hook_normalized`, l, ['batch', 'pos', 'head', 'd_head']);
+      add(`${b}attn.k_norm.hook_scale`, l, ['batch', 'pos', 'kv_head', 'one']);
+      add(`${b}attn.k_norm.hook_normalized`, l, ['batch', 'pos', 'kv_head', 'd_head']);
+    }
     if (spec.positional === 'rotary') {
       add(`${b}attn.hook_rot_q`, l, ['batch', 'pos', 'head', 'd_head']);
       add(`${b}attn.hook_rot_k`, l, ['batch', 'pos', 'kv_head', 'd_head']);
@@ -48,6 +70,10 @@ export function hookPoints(spec: ModelSpec): HookPoint[] {
     add(`${b}attn.hook_pattern`, l, ['batch', 'head', 'pos', 'pos']);
     add(`${b}attn.hook_z`, l, ['batch', 'pos', 'head', 'd_head']);
     add(`${b}attn.hook_result`, l, ['batch', 'pos', 'head', 'd_model']);
+    if (spec.postNorms) {
+      add(`${b}ln1_post.hook_scale`, l, ['batch', 'pos', 'one']);
+      add(`${b}ln1_post.hook_normalized`, l, resid);
+    }
     add(`${b}hook_attn_out`, l, resid);
     if (!spec.parallelResidual) add(`${b}hook_resid_mid`, l, resid);
     add(`${b}ln2.hook_scale`, l, ['batch', 'pos', 'one']);
@@ -55,6 +81,10 @@ export function hookPoints(spec: ModelSpec): HookPoint[] {
     add(`${b}mlp.hook_pre`, l, ['batch', 'pos', 'd_mlp']);
     if (spec.gatedMlp) add(`${b}mlp.hook_pre_linear`, l, ['batch', 'pos', 'd_mlp']);
     add(`${b}mlp.hook_post`, l, ['batch', 'pos', 'd_mlp']);
+    if (spec.postNorms) {
+      add(`${b}ln2_post.hook_scale`, l, ['batch', 'pos', 'one']);
+      add(`${b}ln2_post.hook_normalized`, l, resid);
+    }
     add(`${b}hook_mlp_out`, l, resid);
     add(`${b}hook_resid_post`, l, resid);
   }

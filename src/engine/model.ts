@@ -18,7 +18,14 @@ import {
 import { LoupeError } from './errors';
 import { isPresent } from './inputFiles';
 import { ModelSpec } from './families/spec';
-import { INPUT_IDS, LOGITS, buildTransformerGraph, editInputNames } from './graph/transformer';
+import {
+  GraphVariant,
+  INPUT_IDS,
+  LOGITS,
+  LOGIT_ROWS,
+  buildTransformerGraph,
+  editInputNames,
+} from './graph/transformer';
 import { HookPoint, HookSelection, hookPoints, hookShape, selectHooks, tokenAxes } from './hooks';
 import { Feed, GraphSession } from './runtime';
 import { Tensor, cropBatchItem } from './tensor';
@@ -61,6 +68,12 @@ export interface PaddedRunResult {
 }
 
 const MAX_LIVE_SESSIONS = 4;
+/**
+ * Compiled weights past this size are not repacked by onnxruntime (see
+ * RuntimeOptions.prepack): a 2.6B model's 10 GB would need 20 GB, while
+ * mapped weights keep a session near the weights' own size.
+ */
+const PREPACK_MAX_WEIGHT_BYTES = 1 << 30;
 
 export class HookedModel {
   private readonly sessions = new Map<
@@ -68,6 +81,8 @@ export class HookedModel {
     Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }>
   >();
   readonly hookTable: readonly HookPoint[];
+  /** Whether sessions over this model's weights let onnxruntime repack them (small models only). */
+  readonly prepack: boolean;
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -76,6 +91,8 @@ export class HookedModel {
     private readonly threads: number,
   ) {
     this.hookTable = hookPoints(checkpoint.spec);
+    const bytes = [...compiled.weights.values()].reduce((a, w) => a + w.length, 0);
+    this.prepack = bytes <= PREPACK_MAX_WEIGHT_BYTES;
   }
 
   static async open(dir: string, options: OpenOptions = {}): Promise<HookedModel> {
@@ -132,6 +149,28 @@ export class HookedModel {
   }
 
   /**
+   * `runPadded` with the logits of one position per text only, [B, 1, d_vocab]
+   * (item b's at positions[b]): what a view that reads one prediction per
+   * text needs, without the [B, T, d_vocab] that a 256k vocabulary makes large.
+   */
+  async runAt(
+    batch: readonly (readonly number[])[],
+    positions: readonly number[],
+    options: RunOptions = {},
+  ): Promise<PaddedRunResult> {
+    if (positions.length !== batch.length) {
+      throw new LoupeError(`${batch.length} texts but ${positions.length} positions to read logits at`);
+    }
+    positions.forEach((p, b) => {
+      if (!Number.isInteger(p) || p < 0 || p >= batch[b].length) {
+        throw new LoupeError(`position ${p} is outside text ${b}'s ${batch[b].length} tokens`);
+      }
+    });
+    const { lengths, outputs, hooks } = await this.execute(batch, options, positions);
+    return { lengths, logits: outputs.get(LOGITS)!, hooks };
+  }
+
+  /**
    * Hooks only, right-padded as in `runPadded`: the graph stops at the last
    * layer the hooks need and computes no logits, so reading an early layer
    * (an SAE's hook) skips the later blocks and the unembedding.
@@ -156,10 +195,11 @@ export class HookedModel {
     return { lengths, hooks: values };
   }
 
+  /** `logits`: every position's, none, or (a list) one position per text. */
   private async execute(
     batch: readonly (readonly number[])[],
     options: RunOptions,
-    logits: boolean,
+    logits: boolean | readonly number[],
   ): Promise<{ lengths: number[]; outputs: Map<string, Tensor>; hooks: Map<string, Tensor> }> {
     const spec = this.spec;
     if (batch.length === 0) throw new LoupeError('nothing to run: the batch is empty');
@@ -190,6 +230,15 @@ export class HookedModel {
     const feeds: Record<string, Feed> = {
       [INPUT_IDS]: { type: 'int64', dims: [batch.length, T], data: ids },
     };
+    const rows = typeof logits === 'boolean' ? null : logits;
+    const mode: GraphVariant['logits'] = typeof logits === 'boolean' ? logits : 'rows';
+    if (rows) {
+      feeds[LOGIT_ROWS] = {
+        type: 'int64',
+        dims: [rows.length],
+        data: BigInt64Array.from(rows, (p, b) => BigInt(b * T + p)),
+      };
+    }
     edits.forEach((e, i) => {
       const shape = hookShape(spec, editHooks[i], batch.length, T);
       const names = editInputNames(e.hook);
@@ -199,10 +248,17 @@ export class HookedModel {
     const { session, hookOutputs } = await this.session(
       hooks.map((h) => h.name),
       edits.map((e) => e.hook),
-      logits,
+      mode,
     );
-    const fetch = [...(logits ? [LOGITS] : []), ...new Set(hooks.map((h) => hookOutputs.get(h.name)!))];
+    const fetch = [
+      ...(mode !== false ? [LOGITS] : []),
+      ...new Set(hooks.map((h) => hookOutputs.get(h.name)!)),
+    ];
     const outputs = await session.run(feeds, fetch);
+    if (rows) {
+      const l = outputs.get(LOGITS)!;
+      outputs.set(LOGITS, { dims: [rows.length, 1, spec.dVocab], data: l.data });
+    }
     return {
       lengths,
       outputs,
@@ -219,9 +275,10 @@ export class HookedModel {
   private session(
     outputs: readonly string[],
     edits: readonly string[],
-    logits: boolean,
+    logits: GraphVariant['logits'],
   ): Promise<{ session: GraphSession; hookOutputs: ReadonlyMap<string, string> }> {
-    const key = `o:${[...outputs].sort().join(',')}|e:${[...edits].sort().join(',')}${logits ? '' : '|no-logits'}`;
+    const mode = logits === true ? '' : logits === 'rows' ? '|logit-rows' : '|no-logits';
+    const key = `o:${[...outputs].sort().join(',')}|e:${[...edits].sort().join(',')}${mode}`;
     const cached = this.sessions.get(key);
     if (cached) {
       this.sessions.delete(key); // re-insert: the map's order is least recently used first
@@ -237,7 +294,7 @@ export class HookedModel {
       const file = path.join(this.compiled.dir, `graph-${shortHash(key)}.onnx`);
       // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
       writeFileAtomic(file, built.bytes);
-      const session = await GraphSession.create(file, { threads: this.threads });
+      const session = await GraphSession.create(file, { threads: this.threads, prepack: this.prepack });
       return { session, hookOutputs: built.hookOutputs };
     })();
     made.catch(() => this.sessions.delete(key));

@@ -11,6 +11,23 @@
  * an empty span unless it covers no text at all (a prepended BOS: start = end = 0).
  * Offset trimming (ByteLevel `trim_offsets`) is switched off, so a token such
  * as " foo" spans its leading space too and the spans tile the text exactly.
+ * SentencePiece-style tokenizers: a `▁` token stands for the space it replaced
+ * and spans it; byte-fallback tokens (`<0xE4>`) span their whole character, as
+ * byte-level ones do; the dummy prefix a Llama 2 normalizer prepends (to the
+ * text, and again after each added token in it) covers no text, so when it is
+ * a token of its own it has an empty span where it stands. A combining mark
+ * that NFC folds into the character before it (e + U+0301 → é) belongs to
+ * that character's tokens.
+ *
+ * BOS follows the checkpoint's tokenizer files, as Hugging Face's tokenizers do:
+ * where the tokenizer class reads `add_bos_token` (Llama's and Gemma's, whose
+ * fast tokenizers rebuild their template from it) it decides (Llama 2,
+ * Mistral, Gemma: true; Phi-3: false, though its template names `<s>`); else a
+ * post-processor template that adds BOS (Llama 3) adds it; else BOS is
+ * prepended when tokenizer_config.json names a `bos_token` or, without one, the
+ * config's `bos_token_id` (GPT-2, whose tokenizer ignores `add_bos_token`, as
+ * TransformerLens does), and not at all when it sets `bos_token` to null
+ * (Qwen). It is never added twice.
  */
 import * as path from 'node:path';
 import { Tokenizer } from 'tokenizers';
@@ -44,10 +61,12 @@ export interface EncodeOptions {
 export class TextTokenizer {
   private constructor(
     private readonly tokenizer: Tokenizer,
-    /** BOS id Loupe prepends itself, or null when the tokenizer's post-processor adds it or there is none. */
+    /** The BOS id texts start with, or null when the checkpoint's tokenizer adds none. */
     private readonly bosId: number | null,
-    /** Whether encoding with special tokens adds a BOS of its own (Llama-style templates). */
+    /** Whether the tokenizer's post-processor adds that BOS itself (Llama 3-style templates). */
     private readonly addsBos: boolean,
+    /** The dummy prefix a normalizer or Metaspace pre-tokenizer puts before the text (`▁`), or null. */
+    private readonly dummyPrefix: string | null,
     readonly vocabSize: number,
   ) {}
 
@@ -66,19 +85,28 @@ export class TextTokenizer {
     const json = readJsonFile(file, JSON_KINDS.tokenizer, tokenizerFileSchema);
     if (vocabSize !== undefined) checkIdsBelow(json, vocabSize, file);
     disableOffsetTrimming(json);
+    const dummyPrefix = findDummyPrefix(json);
     let tokenizer: Tokenizer;
     try {
       tokenizer = Tokenizer.fromString(JSON.stringify(json));
     } catch (err) {
       throw new LoupeError(`${file}: the tokenizers library cannot load it (${(err as Error).message})`);
     }
-    const bosToken = readBosToken(dir);
-    const bosId = (bosToken !== null ? tokenizer.tokenToId(bosToken) : null) ?? bosFromConfig;
+    const settings = readBosSettings(dir);
+    const named = typeof settings.bosToken === 'string' ? tokenizer.tokenToId(settings.bosToken) : undefined;
+    const candidate = settings.bosToken === null ? null : (named ?? bosFromConfig);
     // Does the tokenizer's own post-processor add BOS? Encode an empty string and see.
     const probe = await tokenizer.encode('', null, { addSpecialTokens: true });
     const probeIds = probe.getIds();
-    const addsBos = probeIds.length > 0 && bosId !== null && probeIds[0] === bosId;
-    return new TextTokenizer(tokenizer, addsBos ? null : bosId, addsBos, tokenizer.getVocabSize(true));
+    const templateAdds = probeIds.length > 0 && candidate !== null && probeIds[0] === candidate;
+    const bosId = settings.addBosToken === false ? null : candidate;
+    return new TextTokenizer(
+      tokenizer,
+      bosId,
+      bosId !== null && templateAdds,
+      dummyPrefix,
+      tokenizer.getVocabSize(true),
+    );
   }
 
   get bosTokenId(): number | null {
@@ -92,14 +120,37 @@ export class TextTokenizer {
     const offsets = enc.getOffsets();
     const special = enc.getSpecialTokensMask();
     const toUtf16 = codePointToUtf16(text);
+    const spans: [number, number][] = [];
+    const body: number[] = []; // indices of the tokens that come from the text
+    for (let i = 0; i < ids.length; i++) {
+      if (special[i]) {
+        spans.push([0, 0]);
+        continue;
+      }
+      spans.push([toUtf16(offsets[i][0]), toUtf16(offsets[i][1])]);
+      body.push(i);
+    }
+    if (this.dummyPrefix !== null) {
+      for (const i of body) {
+        const [s, e] = spans[i];
+        const source = text.slice(s, e);
+        // The prefix alone (before the text, or each stretch between added tokens) covers no character.
+        if (
+          this.tokenizer.idToToken(ids[i]) === this.dummyPrefix &&
+          source !== ' ' &&
+          source !== this.dummyPrefix
+        ) {
+          spans[i] = [s, s];
+        }
+      }
+    }
+    foldAbsorbedMarks(text, spans, body);
     const tokens: Token[] = [];
-    if (prependBos && this.bosId !== null) {
+    if (prependBos && this.bosId !== null && !this.addsBos) {
       tokens.push({ id: this.bosId, text: this.tokenizer.idToToken(this.bosId) ?? '', start: 0, end: 0 });
     }
     for (let i = 0; i < ids.length; i++) {
-      const [s, e] = special[i] ? [0, 0] : offsets[i];
-      const start = toUtf16(s);
-      const end = toUtf16(e);
+      const [start, end] = spans[i];
       tokens.push({ id: ids[i], text: text.slice(start, end), start, end });
     }
     return tokens;
@@ -168,16 +219,75 @@ function checkIdsBelow(json: TokenizerFile, vocabSize: number, file: string): vo
   for (const t of json.added_tokens ?? []) beyond(t.id, t.content);
 }
 
-/** Reads `bos_token` from tokenizer_config.json (a string or an AddedToken object), if any. */
-function readBosToken(dir: string): string | null {
+/** Tokenizer classes whose BOS follows `add_bos_token` (GPT-2's fast tokenizer, for one, ignores it). */
+const BOS_FLAG_CLASSES = /^(Llama|CodeLlama|Gemma)Tokenizer(Fast)?$/;
+
+interface BosSettings {
+  /** `bos_token`: its text, null where the file sets it to null (no BOS), undefined where it is not given. */
+  readonly bosToken: string | null | undefined;
+  /** `add_bos_token`, where the file gives it and its `tokenizer_class` reads it. */
+  readonly addBosToken: boolean | undefined;
+}
+
+/** Reads `bos_token` (a string or an AddedToken object) and `add_bos_token` from tokenizer_config.json. */
+function readBosSettings(dir: string): BosSettings {
   const file = path.join(dir, 'tokenizer_config.json');
-  if (!isPresent(file)) return null;
-  const b = readJsonObject(file, JSON_KINDS.tokenizerConfig).bos_token;
-  if (typeof b === 'string') return b;
-  if (b && typeof b === 'object' && typeof (b as { content?: unknown }).content === 'string') {
-    return (b as { content: string }).content;
+  if (!isPresent(file)) return { bosToken: undefined, addBosToken: undefined };
+  const cfg = readJsonObject(file, JSON_KINDS.tokenizerConfig);
+  const b = cfg.bos_token;
+  let bosToken: string | null | undefined;
+  if (typeof b === 'string') bosToken = b;
+  else if (b === null) bosToken = null;
+  else if (b && typeof b === 'object' && typeof (b as { content?: unknown }).content === 'string') {
+    bosToken = (b as { content: string }).content;
+  }
+  const add = cfg.add_bos_token;
+  const reads = typeof cfg.tokenizer_class === 'string' && BOS_FLAG_CLASSES.test(cfg.tokenizer_class);
+  return { bosToken, addBosToken: reads && typeof add === 'boolean' ? add : undefined };
+}
+
+/**
+ * The dummy prefix the tokenizer puts before the text: a `Prepend` normalizer's
+ * string (Llama 2, Mistral, Phi-3), or a Metaspace pre-tokenizer's replacement
+ * when it prepends one (its `prepend_scheme`, or the older `add_prefix_space`).
+ */
+function findDummyPrefix(json: Record<string, unknown>): string | null {
+  const parts = (node: unknown): Record<string, unknown>[] => {
+    if (!node || typeof node !== 'object') return [];
+    const o = node as Record<string, unknown>;
+    const inner = o.normalizers ?? o.pretokenizers;
+    return Array.isArray(inner) ? inner.flatMap(parts) : [o];
+  };
+  for (const n of parts(json.normalizer)) {
+    if (n.type === 'Prepend' && typeof n.prepend === 'string') return n.prepend;
+  }
+  for (const p of parts(json.pre_tokenizer)) {
+    if (p.type !== 'Metaspace') continue;
+    const scheme = p.prepend_scheme ?? (p.add_prefix_space === false ? 'never' : 'always');
+    if (scheme !== 'never') return typeof p.replacement === 'string' ? p.replacement : '\u2581';
   }
   return null;
+}
+
+/**
+ * A combining mark a normalizer folded into the character before it (NFC: e +
+ * U+0301 → é) gets no offsets of its own; it joins the span of the tokens that
+ * end where it starts, so the spans still tile the text.
+ */
+function foldAbsorbedMarks(text: string, spans: [number, number][], body: readonly number[]): void {
+  const marksOnly = /^\p{M}+$/u;
+  let covered = 0;
+  const extend = (to: number): void => {
+    if (to > covered && marksOnly.test(text.slice(covered, to))) {
+      for (const i of body) if (spans[i][1] === covered && spans[i][0] < covered) spans[i][1] = to;
+      covered = to;
+    }
+  };
+  for (const i of body) {
+    extend(spans[i][0]);
+    covered = Math.max(covered, spans[i][1]);
+  }
+  extend(text.length);
 }
 
 /** Turns off ByteLevel offset trimming wherever it appears (ids do not change, only spans). */

@@ -173,6 +173,7 @@ export class HeadsPanel implements vscode.Disposable {
         target: r.target.text,
         versus: r.versus?.text ?? null,
         logit: r.logit,
+        cappedLogit: r.cappedLogit,
         total: r.total,
         embed: r.embed,
         posEmbed: r.posEmbed,

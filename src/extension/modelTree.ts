@@ -326,6 +326,7 @@ export class ModelTree
         `${c.modelType}, ${c.nLayers} layers, ${c.nHeads} heads, d_model ${c.dModel}, d_mlp ${c.dMlp}, ` +
           `context ${c.nCtx}, vocabulary ${c.dVocab.toLocaleString('en-US')}, ${bytes(c.weightsBytes)} of weights  \n`,
       );
+      md.appendMarkdown(`${escape(c.architecture.join(', '))}  \n`);
     }
     if (folder.hub)
       md.appendMarkdown(
@@ -472,6 +473,7 @@ function modelDetails(f: ModelFolder): ModelTreeNode[] {
     ['context', `${c.nCtx.toLocaleString('en-US')} tokens`],
     ['vocabulary', c.dVocab.toLocaleString('en-US')],
     ['weights', bytes(c.weightsBytes)],
+    ['architecture', c.architecture.join(', ')],
   ];
   if (f.hub) rows.push(['revision', f.hub.revision.slice(0, 12)]);
   rows.push(['folder', tildePath(f.dir)]);

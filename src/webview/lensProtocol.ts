@@ -109,8 +109,10 @@ export const attributionData = object({
   /** The token the attribution is for (the model's prediction, or the one asked for), and B in "A and not B". */
   target: str,
   versus: nullable(str),
-  /** The model's logit (difference), and the sum of the parts below (equal up to rounding). */
+  /** The model's logit (difference) before any final soft-cap, and the sum of the parts below (equal up to rounding). */
   logit: num,
+  /** After the model's final soft-cap (Gemma 2), or null for a model without one. */
+  cappedLogit: nullable(num),
   total: num,
   embed: num,
   posEmbed: nullable(num),

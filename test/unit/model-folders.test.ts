@@ -104,12 +104,38 @@ describe('model and SAE folders', function () {
       nCtx: 64,
       dVocab: 300,
       weightsBytes: fs.statSync(path.join(MODEL, 'model.safetensors')).size,
+      architecture: ['LayerNorm', 'learned positions', 'tied unembedding'],
     });
     assert.equal(mine.problem, null);
     assert.equal(bad.config, null);
     assert.match(bad.problem ?? '', /config\.json.*nope/);
     assert.ok(!bad.problem?.includes('\n'));
     assert.equal(bad.pickleOnly, false);
+  });
+
+  it('lists the newer families with what each computes beyond a plain Transformer', () => {
+    const families = ['gemma2', 'gemma3', 'llama3', 'qwen2.5', 'phi3'].map((n) => path.join(FIXTURES, n));
+    const r = describeFolders({ models: families, saes: [], hubCache: path.join(dir, 'no-hub') });
+    const [gemma2, gemma3, llama3, qwen25, phi3] = r.models.map((m) => m.config?.architecture ?? []);
+    // Gemma 2: layer 0 of 2 slides (Hugging Face alternates from layer 0), caps 50 and 30 as its config says.
+    for (const part of [
+      'norms after attention and MLP',
+      'sliding window 4 on 1 of 2 layers',
+      'attention soft-cap 50',
+      'logit soft-cap 30',
+      'GeGLU (tanh)',
+      'embeddings × √d_model',
+    ]) {
+      assert.ok(gemma2.includes(part), `gemma2 lacks '${part}': ${gemma2.join(', ')}`);
+    }
+    // Gemma 3: layer_types slide on two of three layers, which turn with the local base.
+    assert.ok(gemma3.includes('q/k norms'));
+    assert.ok(gemma3.includes('sliding window 4 on 2 of 3 layers'));
+    assert.ok(gemma3.includes('rotary θ 10000 / θ 1000000'), gemma3.join(', '));
+    assert.ok(llama3.includes('rotary θ 500000 llama3 ×32'), llama3.join(', '));
+    // Qwen2.5 sets sliding_window with use_sliding_window false: no window.
+    assert.ok(!qwen25.some((p) => p.startsWith('sliding window')), qwen25.join(', '));
+    assert.ok(phi3.includes('sliding window 5 on every layer'), phi3.join(', '));
   });
 
   it('finds checkpoints in the hub cache, marks pickle-only ones, and skips what is not a model', () => {

@@ -1,10 +1,12 @@
 """Hugging Face checkpoint folders: config.json plus weights in one safetensors file
 or in shards listed by model.safetensors.index.json."""
 
+import contextlib
 import json
 import os
 
 import torch
+import torch.nn as nn
 
 from models import build_model
 from safetensors_io import load_file, save_file
@@ -56,8 +58,40 @@ def read_config(folder):
         return json.load(f)
 
 
+@contextlib.contextmanager
+def _no_init():
+    """Build modules without drawing random weights (they are about to be overwritten); the
+    untouched storage costs no memory until the checkpoint's values are copied in."""
+    saved = nn.Linear.reset_parameters, nn.Embedding.reset_parameters
+    nn.Linear.reset_parameters = nn.Embedding.reset_parameters = lambda self: None
+    try:
+        yield
+    finally:
+        nn.Linear.reset_parameters, nn.Embedding.reset_parameters = saved
+
+
 def load_model(folder, dtype=torch.float32):
-    """The reference model of an HF folder, its weights upcast to `dtype`."""
-    model = build_model(read_config(folder)).to(dtype)
+    """The reference model of an HF folder, its weights upcast to `dtype`.
+
+    A sharded checkpoint whose tensor names are the model's own (Llama-style, Gemma) is read one
+    shard at a time, each tensor converted as it is copied in, so that loading needs the model
+    plus one shard, not the whole checkpoint twice over."""
+    config = read_config(folder)
+    index = os.path.join(folder, "model.safetensors.index.json")
+    with _no_init():
+        model = build_model(config)
+    model = model.to(dtype)
+    own = model.state_dict()
+    if os.path.exists(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        if set(weight_map) == set(own):
+            with torch.no_grad():
+                for fname in sorted(set(weight_map.values())):
+                    for k, v in load_file(os.path.join(folder, fname)).items():
+                        if tuple(v.shape) != tuple(own[k].shape):
+                            raise ValueError(f"{k}: shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
+                        own[k].copy_(v)
+            return model.eval()
     model.load_hf_state_dict(read_weights(folder))
     return model.eval()

@@ -7,7 +7,8 @@ random model, plus the expected values:
     reference.safetensors   caseN.input_ids (I64 [1,T]), caseN.logits, caseN.<hook> for every hook,
                             editN.<hook>.mul / editN.<hook>.add (the edits), editN.logits,
                             editN.<output hook>; all floats F32
-    reference.json          {"cases": [...], "hooks": [...], "edits": [...], ...} (see README.md)
+    reference.json          {"cases": [...], "hooks": [...], "edits": [...], ...} (see README.md); the
+                            second-wave families' also have "pins" (pin.<piece>.<value> tensors)
 
 Expected values are computed in float64 from the weights exactly as stored
 (f16 / bf16 weights are rounded first, then upcast) and then cast to float32.
@@ -26,9 +27,12 @@ import zlib
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import family_configs  # noqa: E402
 from bpe_tokenizer import ByteBPE, train  # noqa: E402
+from family_tokenizers import byte_level, node_encode, sentencepiece  # noqa: E402
+from gemma import GEMMA_TYPES, Gemma, gemma_layer_types  # noqa: E402
 from hf_folder import read_weights, write_weights  # noqa: E402
-from models import build_model  # noqa: E402
+from models import Llama, build_model, layer_windows, visible_keys  # noqa: E402
 from safetensors_io import save_file  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -205,19 +209,62 @@ FIXTURES = {
     "qwen2": dict(config=qwen2_config, store=torch.float32, export=dict(), bos=True),
 }
 
+# The second wave: one fixture per family, each with its family's tokenizer (family_tokenizers.py),
+# texts longer than every window, and pins: a piece of the family turned off, either by a config
+# field (what an engine that ignored the field would compute; the engine is run on the changed
+# config too) or inside the reference (`drop`: what an engine without the piece would compute).
+FAMILY_CASE_LENGTHS = {"case0": 12, "case1": 7}
+FAMILY_FIXTURES = {
+    "qwen3": dict(config=family_configs.qwen3, store=torch.bfloat16, tokenizer="qwen",
+                  pins=[("qk_norm", dict(drop="qk_norm"))]),
+    "qwen2.5": dict(config=family_configs.qwen25, store=torch.bfloat16, tokenizer="qwen",
+                    pins=[("use_sliding_window", dict(config={"use_sliding_window": True}))]),
+    "llama3": dict(config=family_configs.llama3, store=torch.bfloat16, tokenizer="llama3",
+                   pins=[("rope_scaling", dict(config={"rope_scaling": None}))]),
+    "llama-linear": dict(config=family_configs.llama_linear, store=torch.float16, tokenizer="llama2",
+                         pins=[("rope_scaling", dict(config={"rope_scaling": None}))]),
+    "mistral": dict(config=family_configs.mistral, store=torch.bfloat16, tokenizer="llama2",
+                    pins=[("window", dict(config={"sliding_window": None}))]),
+    "phi3": dict(config=family_configs.phi3, store=torch.bfloat16, tokenizer="llama2", add_bos=False,
+                 pins=[("window", dict(config={"sliding_window": None}))]),
+    "gemma": dict(config=family_configs.gemma, store=torch.bfloat16, tokenizer="gemma",
+                  pins=[("one_plus_w", dict(drop="one_plus_w")), ("embed_scale", dict(drop="embed_scale")),
+                        ("hidden_activation", dict(config={"hidden_activation": "gelu"}))]),
+    "gemma2": dict(config=family_configs.gemma2, store=torch.float32, tokenizer="gemma",
+                   pins=[("attn_softcap", dict(config={"attn_logit_softcapping": None})),
+                         ("final_softcap", dict(config={"final_logit_softcapping": None})),
+                         ("window", dict(drop="window")),
+                         ("query_pre_attn_scalar", dict(config={"query_pre_attn_scalar": 16})),
+                         ("one_plus_w", dict(drop="one_plus_w")), ("embed_scale", dict(drop="embed_scale")),
+                         ("post_norms", dict(drop="post_norms"))]),
+    "gemma3": dict(config=family_configs.gemma3, store=torch.bfloat16, tokenizer="gemma",
+                   pins=[("qk_norm", dict(drop="qk_norm")),
+                         ("local_base", dict(config={"rope_local_base_freq": 1000000.0})),
+                         ("window", dict(drop="window")), ("one_plus_w", dict(drop="one_plus_w")),
+                         ("layer_types", dict(config={"layer_types": ["sliding_attention", "full_attention",
+                                                                       "sliding_attention"]}))]),
+    "gemma3-linear": dict(config=family_configs.gemma3_linear, store=torch.bfloat16, tokenizer="gemma",
+                          pins=[("rope_scaling", dict(config={"rope_scaling": None})),
+                                ("sliding_window_pattern", dict(config={"sliding_window_pattern": 6})),
+                                ("local_base", dict(config={"rope_local_base_freq": 1000000.0}))]),
+}
+
 # ---------------------------------------------------------------------------
 # Weights
 # ---------------------------------------------------------------------------
 
 
 def init_weights(model, gen, store):
-    """Non-trivial random weights, rounded to the storage dtype (the model itself stays float64)."""
+    """Non-trivial random weights, rounded to the storage dtype (the model itself stays float64).
+    Norm weights sit near 1 as multipliers: near 1 for plain RMSNorm/LayerNorm, near 0 for Gemma's 1 + w."""
+    center = 0.0 if model.config["model_type"] in GEMMA_TYPES else 1.0
     with torch.no_grad():
         for name, p in model.named_parameters():
             leaf = name.rsplit(".", 1)[-1]
-            is_norm = any(s in name for s in ("ln_", "layernorm", "layer_norm", ".norm.")) or name.startswith("model.norm")
+            is_norm = any(s in name for s in ("ln_", "layernorm", "layer_norm", ".norm.", "q_norm", "k_norm")) \
+                or name.startswith("model.norm")
             if is_norm and leaf == "weight":
-                v = 1.0 + 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
+                v = center + 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
             elif leaf == "bias":
                 v = 0.1 * torch.randn(p.shape, generator=gen, dtype=torch.float64)
             elif p.dim() == 2 and ("wte" in name or "wpe" in name or "embed_in" in name or "embed_tokens" in name):
@@ -317,8 +364,10 @@ def hook_shapes(config, T):
         dh = config.get("head_dim") or d // H
         d_mlp = config["intermediate_size"]
     rotary = mt != "gpt2"
-    gated = mt in ("llama", "qwen2")
+    gated = mt not in ("gpt2", "gpt_neox")
     parallel = mt == "gpt_neox" and config.get("use_parallel_residual", True)
+    qk_norm = mt in ("qwen3", "gemma3_text")
+    post_norms = mt in ("gemma2", "gemma3_text")
     s = {"hook_embed": [1, T, d]}
     if mt == "gpt2":
         s["hook_pos_embed"] = [1, T, d]
@@ -330,6 +379,10 @@ def hook_shapes(config, T):
         s[b + "attn.hook_q"] = [1, T, H, dh]
         s[b + "attn.hook_k"] = [1, T, Hkv, dh]
         s[b + "attn.hook_v"] = [1, T, Hkv, dh]
+        if qk_norm:
+            for n, heads in (("q_norm", H), ("k_norm", Hkv)):
+                s[b + f"attn.{n}.hook_scale"] = [1, T, heads, 1]
+                s[b + f"attn.{n}.hook_normalized"] = [1, T, heads, dh]
         if rotary:
             s[b + "attn.hook_rot_q"] = [1, T, H, dh]
             s[b + "attn.hook_rot_k"] = [1, T, Hkv, dh]
@@ -337,6 +390,9 @@ def hook_shapes(config, T):
         s[b + "attn.hook_pattern"] = [1, H, T, T]
         s[b + "attn.hook_z"] = [1, T, H, dh]
         s[b + "attn.hook_result"] = [1, T, H, d]
+        if post_norms:
+            s[b + "ln1_post.hook_scale"] = [1, T, 1]
+            s[b + "ln1_post.hook_normalized"] = [1, T, d]
         s[b + "hook_attn_out"] = [1, T, d]
         if not parallel:
             s[b + "hook_resid_mid"] = [1, T, d]
@@ -346,6 +402,9 @@ def hook_shapes(config, T):
         if gated:
             s[b + "mlp.hook_pre_linear"] = [1, T, d_mlp]
         s[b + "mlp.hook_post"] = [1, T, d_mlp]
+        if post_norms:
+            s[b + "ln2_post.hook_scale"] = [1, T, 1]
+            s[b + "ln2_post.hook_normalized"] = [1, T, d]
         s[b + "hook_mlp_out"] = [1, T, d]
         s[b + "hook_resid_post"] = [1, T, d]
     s["ln_final.hook_scale"] = [1, T, 1]
@@ -364,29 +423,49 @@ def close(a, b, tol=1e-9, what=""):
 
 
 def unembed_and_final_norm(model):
-    """(W_U [vocab, d], final norm weight multiplying the normalized value, or None for LayerNorm)."""
-    mt = model.config["model_type"]
+    """(W_U [vocab, d], what multiplies the final normalized value (RMSNorm: w, Gemma: 1 + w; None for
+    LayerNorm), the final logit soft-cap or None)."""
+    c = model.config
+    mt = c["model_type"]
     if mt == "gpt2":
-        return model.transformer.wte.weight, None
+        return model.transformer.wte.weight, None, None
     if mt == "gpt_neox":
-        return model.embed_out.weight, None
-    return model.unembed_weight(), model.model.norm.weight
+        return model.embed_out.weight, None, None
+    if mt in GEMMA_TYPES:
+        return model.unembed_weight(), 1.0 + model.model.norm.weight, c.get("final_logit_softcapping")
+    return model.unembed_weight(), model.model.norm.weight, None
 
 
 def attention_params(model, l):
-    """(scale, W_O [H,dh,d], b_O or None) of layer l, read straight from the HF-named weights."""
+    """(scale, W_O [H,dh,d], b_O or None, soft-cap or None, window or None) of layer l, from the config
+    and the HF-named weights (not from the attention modules' own settings)."""
     c = model.config
     mt = c["model_type"]
     if mt == "gpt2":
         d, H = c["n_embd"], c["n_head"]
         a = model.transformer.h[l].attn
-        return a.scale, a.c_proj.weight.view(H, d // H, d), a.c_proj.bias
+        return a.scale, a.c_proj.weight.view(H, d // H, d), a.c_proj.bias, None, None
     if mt == "gpt_neox":
         d, H = c["hidden_size"], c["num_attention_heads"]
         a = model.gpt_neox.layers[l].attention
-        return 1 / math.sqrt(d // H), a.dense.weight.t().reshape(H, d // H, d), a.dense.bias
+        return 1 / math.sqrt(d // H), a.dense.weight.t().reshape(H, d // H, d), a.dense.bias, None, None
     a = model.model.layers[l].self_attn
-    return 1 / math.sqrt(a.d_head), a.o_proj.weight.t().reshape(a.n_head, a.d_head, -1), a.o_proj.bias
+    W_O = a.o_proj.weight.t().reshape(a.n_head, a.d_head, -1)
+    if mt in GEMMA_TYPES:
+        scale = 1 / math.sqrt(c["head_dim"]) if mt == "gemma" else c["query_pre_attn_scalar"] ** -0.5
+        sliding = gemma_layer_types(c)[l] == "sliding_attention"
+        cap = c.get("attn_logit_softcapping") if mt == "gemma2" else None
+        return scale, W_O, a.o_proj.bias, cap, c["sliding_window"] if sliding else None
+    return 1 / math.sqrt(a.d_head), W_O, a.o_proj.bias, None, layer_windows(c)[l]
+
+
+def window_mask(T, window):
+    """Which keys each query sees, by a loop (an independent check of models.visible_keys)."""
+    m = torch.zeros(T, T, dtype=torch.bool)
+    for i in range(T):
+        for j in range(T):
+            m[i, j] = j <= i and (window is None or j > i - window)
+    return m
 
 
 def self_check(model, ids, logits, cache):
@@ -402,10 +481,18 @@ def self_check(model, ids, logits, cache):
         assert list(cache[k].shape) == s, (k, list(cache[k].shape), s)
     # the plain forward (no hooks) gives the same logits
     close(model(ids), logits, 1e-10, "plain vs hooked logits")
-    # logits = final normalized (times the RMSNorm weight) @ W_U^T
-    W_U, w_norm = unembed_and_final_norm(model)
+    # logits = final normalized (times the RMSNorm weight) @ W_U^T, soft-capped where the family does
+    W_U, w_norm, final_cap = unembed_and_final_norm(model)
     x = cache["ln_final.hook_normalized"]
-    close(logits, (x * w_norm if w_norm is not None else x) @ W_U.t(), 1e-10, "logits from ln_final")
+    want = (x * w_norm if w_norm is not None else x) @ W_U.t()
+    if final_cap is not None:
+        want = final_cap * torch.tanh(want / final_cap)
+        assert logits.abs().max() < final_cap
+    close(logits, want, 1e-10, "logits from ln_final")
+    if mt in GEMMA_TYPES:  # the embedding scale, rounded to f32 as HF rounds it
+        emb = model.model.embed_tokens.weight[ids[0]].unsqueeze(0)
+        scale32 = torch.tensor(c["hidden_size"] ** 0.5, dtype=torch.float32).item()
+        close(cache["hook_embed"], emb * scale32, 1e-12, "embed scale")
     # normalisation hooks recomputed from their inputs
     for l in range(L):
         b = f"blocks.{l}."
@@ -413,29 +500,51 @@ def self_check(model, ids, logits, cache):
         ln2_in = cache[b + "hook_resid_pre"] if parallel else cache[b + "hook_resid_mid"]
         for ln, inp in (("ln1", cache[b + "hook_resid_pre"]), ("ln2", ln2_in)):
             close(cache[b + ln + ".hook_scale"], norm_scale(inp, c), 1e-12, b + ln)
+        # q/k norms: per head, before rotary (hook_q/hook_k are the projections)
+        for n, raw in (("q_norm", "hook_q"), ("k_norm", "hook_k")):
+            if b + f"attn.{n}.hook_scale" in cache:
+                close(cache[b + f"attn.{n}.hook_scale"], norm_scale(cache[b + "attn." + raw], c), 1e-12, b + n)
+                close(cache[b + f"attn.{n}.hook_normalized"],
+                      cache[b + "attn." + raw] / cache[b + f"attn.{n}.hook_scale"], 1e-12, b + n)
         # attention: scores per head from the (rotated) q and k, by a loop over heads
-        scale, W_O, b_O = attention_params(model, l)
+        scale, W_O, b_O, cap, window = attention_params(model, l)
         q = cache.get(b + "attn.hook_rot_q", cache[b + "attn.hook_q"])
         k = cache.get(b + "attn.hook_rot_k", cache[b + "attn.hook_k"])
         v = cache[b + "attn.hook_v"]
         H, Hkv = q.shape[2], k.shape[2]
-        causal = torch.ones(T, T, dtype=torch.bool).tril()
+        visible = window_mask(T, window)
+        assert torch.equal(visible, visible_keys(T, window))
+        if window is not None and T > window:  # the window really cuts something off
+            assert torch.isinf(cache[b + "attn.hook_attn_scores"][0, :, T - 1, 0]).all()
         for h in range(H):
             kv = h // (H // Hkv)
             s = (q[0, :, h] @ k[0, :, kv].t()) * scale
-            s = s.masked_fill(~causal, float("-inf"))
+            if cap is not None:
+                s = cap * torch.tanh(s / cap)
+            s = s.masked_fill(~visible, float("-inf"))
             close(cache[b + "attn.hook_attn_scores"][0, h], s, 1e-10, f"{b} scores head {h}")
             close(cache[b + "attn.hook_z"][0, :, h], cache[b + "attn.hook_pattern"][0, h] @ v[0, :, kv], 1e-10, "z")
             close(cache[b + "attn.hook_result"][0, :, h], cache[b + "attn.hook_z"][0, :, h] @ W_O[h], 1e-10, "result")
         close(cache[b + "attn.hook_pattern"].sum(-1), torch.ones(1, H, T, dtype=torch.float64), 1e-12, "pattern rows")
-        # attn_out = sum of results + b_O
+        # attn_out = sum of results + b_O (Gemma 2/3: then the post-attention norm)
         out = cache[b + "attn.hook_result"].sum(2) + (b_O if b_O is not None else 0)
+        if b + "ln1_post.hook_scale" in cache:
+            layer = model.model.layers[l]
+            close(cache[b + "ln1_post.hook_scale"], norm_scale(out, c), 1e-12, b + "ln1_post")
+            out = out / cache[b + "ln1_post.hook_scale"] * (1.0 + layer.post_attention_layernorm.weight)
+            mlp_out = cache[b + "ln2_post.hook_normalized"] * (1.0 + layer.post_feedforward_layernorm.weight)
+            close(cache[b + "hook_mlp_out"], mlp_out, 1e-10, b + "mlp_out after ln2_post")
         close(cache[b + "hook_attn_out"], out, 1e-10, b + "attn_out")
         # rotary: position 0 is not rotated, and a rotation keeps the norm
+        # (after the q/k norm where there is one: normalized times its weight, 1 + w for Gemma)
         if b + "attn.hook_rot_q" in cache:
-            for x, rx in (("hook_q", "hook_rot_q"), ("hook_k", "hook_rot_k")):
-                close(cache[b + "attn." + rx][:, 0], cache[b + "attn." + x][:, 0], 1e-12, "rot at 0")
-                close(cache[b + "attn." + rx].norm(dim=-1), cache[b + "attn." + x].norm(dim=-1), 1e-10, "rot norm")
+            for x, rx, n in (("hook_q", "hook_rot_q", "q_norm"), ("hook_k", "hook_rot_k", "k_norm")):
+                pre = cache[b + "attn." + x]
+                if b + f"attn.{n}.hook_normalized" in cache:
+                    w = getattr(model.model.layers[l].self_attn, n).weight
+                    pre = cache[b + f"attn.{n}.hook_normalized"] * ((1.0 if mt in GEMMA_TYPES else 0.0) + w)
+                close(cache[b + "attn." + rx][:, 0], pre[:, 0], 1e-12, "rot at 0")
+                close(cache[b + "attn." + rx].norm(dim=-1), pre.norm(dim=-1), 1e-10, "rot norm")
         # the residual stream adds up
         pre = cache[b + "hook_resid_pre"]
         if parallel:
@@ -527,16 +636,47 @@ def check_edits(model, name, ids, edits, logits, cache, base_cache):
 # ---------------------------------------------------------------------------
 
 
+FAMILY_MERGES = 150
+
+
+def family_tokenizer(spec):
+    """The fixture's tokenizer in its family's configuration (family_tokenizers.py)."""
+    style = spec["tokenizer"]
+    if style in ("qwen", "llama3"):
+        return byte_level(style, TRAINING_TEXT, FAMILY_MERGES)
+    return sentencepiece(style, TRAINING_TEXT, FAMILY_MERGES, add_bos=spec.get("add_bos", True))
+
+
+def family_case_ids(folder, tok):
+    """Case ids as the family's tokenizer gives them (BOS as tokenizer_config.json and the template
+    have it), cut to the case lengths."""
+    add_bos = tok.config.get("add_bos_token")
+    ids = node_encode(REPO, folder, list(CASE_TEXTS.values()), add_special_tokens=add_bos is not False)
+    out = {}
+    for (name, length), got in zip(FAMILY_CASE_LENGTHS.items(), ids):
+        assert len(got) >= length, (name, len(got))
+        assert all(0 <= i < tok.vocab_size for i in got)
+        out[name] = got[:length]
+    return out
+
+
 def make_fixture(name, spec, out_root, tokenizers):
     folder = os.path.join(out_root, name)
     if os.path.exists(folder):
         shutil.rmtree(folder)
     os.makedirs(folder)
-    config = spec["config"]()
-    store = spec["store"]
+    family = "tokenizer" in spec
     bos = spec.get("bos", False)
-    tok = tokenizers[1] if bos else tokenizers[0]
+    if family:
+        tok = family_tokenizer(spec)
+        config = spec["config"](tok.specials)
+        assert tok.vocab_size <= config["vocab_size"]
+    else:
+        tok = tokenizers[1] if bos else tokenizers[0]
+        config = spec["config"]()
+    store = spec["store"]
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    check_rope_bands(config)
 
     # 1. random weights, rounded to the storage dtype, written in the HF layout
     model = build_model(config).double()
@@ -546,8 +686,11 @@ def make_fixture(name, spec, out_root, tokenizers):
         json.dump(config, f, indent=2)
         f.write("\n")
     files = write_weights(folder, tensors, spec.get("shards"))
-    write_tokenizer(folder, tok, bos)
-    node_check(folder, tok, bos)
+    if family:
+        tok.write(folder)
+    else:
+        write_tokenizer(folder, tok, bos)
+        node_check(folder, tok, bos)
 
     # 2. load the folder back, independently of the model above, and compare
     with open(os.path.join(folder, "config.json")) as f:
@@ -563,7 +706,8 @@ def make_fixture(name, spec, out_root, tokenizers):
 
     # 3. cases: every hook, in float64; then the edits
     ref = {}
-    ids_by_case = {c: torch.tensor([ids], dtype=torch.long) for c, ids in case_ids(tok, bos).items()}
+    cases = family_case_ids(folder, tok) if family else case_ids(tok, bos)
+    ids_by_case = {c: torch.tensor([ids], dtype=torch.long) for c, ids in cases.items()}
     caches = {}
     hooks = None
     with torch.no_grad():
@@ -600,6 +744,9 @@ def make_fixture(name, spec, out_root, tokenizers):
                 "outputs": EDIT_OUTPUTS,
             })
 
+        pins_json = [make_pin(model, config, tensors, pin, how, ids_by_case["case0"], ref) for pin, how in
+                     spec.get("pins", [])]
+
     save_file(ref, os.path.join(folder, "reference.safetensors"), {"format": "pt"})
     index = {
         "description": "Expected values from the independent PyTorch reference (tools/reference); "
@@ -613,12 +760,70 @@ def make_fixture(name, spec, out_root, tokenizers):
         "hooks": hooks,
         "edits": edits_json,
     }
+    if family:
+        index["pins"] = pins_json
     with open(os.path.join(folder, "reference.json"), "w") as f:
         json.dump(index, f, indent=2)
         f.write("\n")
     size = sum(os.path.getsize(os.path.join(folder, x)) for x in os.listdir(folder))
     print(f"{name}: {len(hooks)} hooks, {len(ref)} reference tensors, {size / 1024:.0f} KiB")
     return size
+
+
+def check_rope_bands(config):
+    """Llama 3's rope scaling treats three bands of wavelengths differently: the fixture must have
+    frequencies in each (kept, interpolated, divided by the factor), or a band would go untested."""
+    scaling = config.get("rope_scaling") or {}
+    if scaling.get("rope_type") != "llama3":
+        return
+    dh = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    inv_freq = 1.0 / (config["rope_theta"] ** (torch.arange(0, dh, 2, dtype=torch.float64) / dh))
+    wavelen = 2 * math.pi / inv_freq
+    old = scaling["original_max_position_embeddings"]
+    low, high = old / scaling["low_freq_factor"], old / scaling["high_freq_factor"]
+    bands = [(wavelen < high).sum().item(), ((wavelen >= high) & (wavelen <= low)).sum().item(),
+             (wavelen > low).sum().item()]
+    assert all(n > 0 for n in bands), f"llama3 rope bands (high, medium, low frequency): {bands}"
+
+
+PIN_FACTOR = 10  # a pin moves the value it names by at least this many tolerances
+
+
+def make_pin(model, config, tensors, pin, how, ids, ref):
+    """One family-specific piece turned off: by a changed config field (the model rebuilt from it, same
+    weights) or by `drop` inside the reference. The pin names the value it moves most (the logits or a
+    hook of case0, whichever moves furthest) and writes it as pin.<piece>.<value>."""
+    if "config" in how:
+        other = build_model(dict(config, **how["config"])).double()
+    else:
+        cls = Gemma if config["model_type"] in GEMMA_TYPES else Llama
+        other = cls(config, drop=(how["drop"],)).double()
+    other.load_hf_state_dict({k: v.clone() for k, v in tensors.items()})
+    logits, cache = other.run_with_cache(ids)
+    values = {"logits": logits, **cache}
+    moved = {}
+    for name, v in values.items():
+        key = f"case0.{name}"
+        if key in ref and tuple(ref[key].shape) == tuple(v.shape):
+            base = ref[key].double()
+            fin = torch.isfinite(base) & torch.isfinite(v)
+            if not torch.equal(torch.isfinite(base), torch.isfinite(v)):
+                moved[name] = math.inf  # a mask moved
+            elif fin.any():
+                moved[name] = (v[fin] - base[fin]).abs().max().item()
+    output = max(moved, key=lambda n: (moved[n], n == "logits"))
+    diff = moved[output]
+    assert diff > PIN_FACTOR * TOLERANCE, f"pin {pin}: turning it off moves no value by more than {diff}"
+    key = f"pin.{pin}.{output}"
+    ref[key] = values[output].float()
+    entry = {"piece": pin, "case": "case0", "output": output, "tensor": key,
+             "max_abs_diff": None if math.isinf(diff) else round(diff, 6),
+             "logits_max_abs_diff": round(moved["logits"], 6)}
+    if "config" in how:
+        entry["config"] = how["config"]
+    else:
+        entry["drop"] = how["drop"]
+    return entry
 
 
 def main():
@@ -630,7 +835,7 @@ def main():
     tokenizers = make_tokenizers()
     os.makedirs(args.out, exist_ok=True)
     total = 0
-    for name, spec in FIXTURES.items():
+    for name, spec in {**FIXTURES, **FAMILY_FIXTURES}.items():
         if args.only and name not in args.only:
             continue
         total += make_fixture(name, spec, args.out, tokenizers)

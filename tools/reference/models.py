@@ -119,20 +119,20 @@ class LayerNorm(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """RMSNorm with TransformerLens's hooks.
+    """RMSNorm with TransformerLens's hooks, over the last dimension (d_model, or d_head per head).
 
-    hook_scale = sqrt(mean(x^2) + eps) [B,T,1]; hook_normalized = x / scale
-    (before the weight); output = normalized * weight.
+    hook_scale = sqrt(mean(x^2) + eps) [..., 1]; hook_normalized = x / scale
+    (before the weight); output = normalized * (offset + weight) (Gemma's offset is 1).
     """
 
-    def __init__(self, d, eps):
+    def __init__(self, d, eps, offset=0.0):
         super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(d))
+        self.eps, self.offset = eps, offset
+        self.weight = nn.Parameter(torch.full((d,), 1.0 - offset))
 
     def forward(self, x, hook, name):
         scale = hook(f"{name}.hook_scale", (x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return hook(f"{name}.hook_normalized", x / scale) * self.weight
+        return hook(f"{name}.hook_normalized", x / scale) * (self.offset + self.weight)
 
 
 def gelu_tanh(x):
@@ -157,9 +157,38 @@ def activation(name):
     return ACTIVATIONS[name]
 
 
-def rotary_cos_sin(T, rot_dims, base, dtype, device):
+def rope_inv_freq(rot_dims, base, scaling=None):
+    """Rotary inverse frequencies [rot_dims / 2], float64, as modeling_rope_utils.py computes them.
+
+    scaling: a config's `rope_scaling` dict or None. "default" (or None): base^(-2i/d);
+    "linear": divided by `factor` (the same as dividing positions by it); "llama3":
+    wavelengths longer than original_max_position_embeddings / low_freq_factor are
+    divided by `factor`, those shorter than ... / high_freq_factor are kept, and the
+    band between is interpolated. Anything else (dynamic, yarn, longrope) is refused.
+    """
+    inv_freq = 1.0 / (base ** (torch.arange(0, rot_dims, 2, dtype=torch.float64) / rot_dims))
+    kind = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
+    if kind == "default":
+        return inv_freq
+    factor = float(scaling["factor"])
+    if kind == "linear":
+        return inv_freq / factor
+    if kind == "llama3":
+        low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+        old_len = float(scaling["original_max_position_embeddings"])
+        low_freq_wavelen, high_freq_wavelen = old_len / low, old_len / high
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+        return torch.where(medium, smoothed, scaled)
+    raise NotImplementedError(f"rope_scaling type {kind!r}")
+
+
+def rotary_cos_sin(T, rot_dims, base, dtype, device, scaling=None):
     """cos/sin tables [T, rot_dims] for positions 0..T-1 (rotate-half layout: freqs repeated twice)."""
-    inv_freq = 1.0 / (base ** (torch.arange(0, rot_dims, 2, dtype=torch.float64, device=device) / rot_dims))
+    inv_freq = rope_inv_freq(rot_dims, base, scaling).to(device)
     t = torch.arange(T, dtype=torch.float64, device=device)
     freqs = torch.outer(t, inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -176,22 +205,37 @@ def apply_rotary(x, cos, sin):
     return torch.cat((x_rot * cos + rotated * sin, x_pass), dim=-1)
 
 
-def attention(hook, p, q, k, v, scale, W_O, b_O, out_name, n_rep=1):
+def visible_keys(T, window=None, device=None):
+    """[T, T] bool: key j is visible from query i iff j <= i and, with a window of W keys
+    (the current one included), i - W < j."""
+    pos = torch.arange(T, device=device)
+    mask = pos[:, None] >= pos[None, :]
+    if window is not None:
+        mask &= pos[:, None] - window < pos[None, :]
+    return mask
+
+
+def attention(hook, p, q, k, v, scale, W_O, b_O, out_name, n_rep=1, softcap=None, window=None, out_norm=None):
     """Causal attention from per-head q [B,T,H,dh] and k, v [B,T,Hkv,dh], Hkv = H / n_rep.
 
     W_O: [H, dh, d] (head h's rows of the output projection), b_O: [d] or None.
-    Hooks (prefix p = "blocks.L.attn."): hook_attn_scores (scaled, -inf above the
-    diagonal), hook_pattern, hook_z, hook_result (z_h @ W_O_h, no bias); and
-    `out_name` (= sum over heads of hook_result, + b_O).
+    softcap: scores become cap * tanh(scores / cap) before the mask (Gemma 2);
+    window: a sliding window of that many keys, the current one included.
+    out_norm: a callable applied to the summed output before `out_name` (Gemma 2's
+    post-attention norm: hook_result stays the per-head output before it).
+    Hooks (prefix p = "blocks.L.attn."): hook_attn_scores (scaled, soft-capped, -inf
+    where masked), hook_pattern, hook_z, hook_result (z_h @ W_O_h, no bias); and
+    `out_name` (= sum over heads of hook_result, + b_O, then out_norm).
     """
     B, T, H, dh = q.shape
     if n_rep != 1:  # grouped-query attention: query head h reads key/value head h // n_rep
         k = k.repeat_interleave(n_rep, dim=2)
         v = v.repeat_interleave(n_rep, dim=2)
     scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) * scale  # [B,H,T,T]
-    pos = torch.arange(T, device=q.device)
-    causal = pos[:, None] >= pos[None, :]
-    scores = hook(p + "hook_attn_scores", scores.masked_fill(~causal, float("-inf")))
+    if softcap is not None:
+        scores = softcap * torch.tanh(scores / softcap)
+    visible = visible_keys(T, window, q.device)
+    scores = hook(p + "hook_attn_scores", scores.masked_fill(~visible, float("-inf")))
     pattern = hook(p + "hook_pattern", torch.softmax(scores, dim=-1))
     z = hook(p + "hook_z", torch.matmul(pattern, v.transpose(1, 2)).transpose(1, 2))  # [B,T,H,dh]
     if hook.wants(p + "hook_result"):
@@ -201,6 +245,8 @@ def attention(hook, p, q, k, v, scale, W_O, b_O, out_name, n_rep=1):
         out = z.reshape(B, T, H * dh) @ W_O.reshape(H * dh, -1)
     if b_O is not None:
         out = out + b_O
+    if out_norm is not None:
+        out = out_norm(out)
     return hook(out_name, out)
 
 
@@ -489,45 +535,86 @@ class GPTNeoX(HookedLM):
 
 
 # ---------------------------------------------------------------------------
-# Llama and Qwen2
+# Llama-style decoders: Llama (2 and 3.x), Qwen2, Qwen3, Mistral, Phi-3
 #   config: hidden_size, num_attention_heads, num_key_value_heads, head_dim,
 #           num_hidden_layers, intermediate_size, rms_norm_eps, rope_theta,
-#           hidden_act, tie_word_embeddings, attention_bias, mlp_bias
-#   Qwen2: q/k/v projections have biases, o_proj has none.
+#           rope_scaling (linear, llama3), hidden_act, tie_word_embeddings,
+#           attention_bias, mlp_bias, sliding_window, use_sliding_window, max_window_layers
 #   RMSNorm, rotate-half rotary on the whole head, SwiGLU MLP, grouped-query attention.
+#   Qwen2: q/k/v projections have biases, o_proj has none.
+#   Qwen3: RMSNorm over each head of q and k (plain weight) before rotary; no biases.
+#   Mistral, Phi-3: `sliding_window` on every layer. Qwen2/Qwen3: only with
+#     use_sliding_window, on layers >= max_window_layers.
+#   Phi-3: fused self_attn.qkv_proj ([q | k | v] rows) and mlp.gate_up_proj ([gate | up] rows).
 # ---------------------------------------------------------------------------
 
 
+def layer_windows(c):
+    """The sliding window of each layer (None: full causal attention), as HF's layer_types say."""
+    mt, L, W = c["model_type"], c["num_hidden_layers"], c.get("sliding_window")
+    if mt in ("mistral", "phi3"):
+        return [W] * L
+    if mt in ("qwen2", "qwen3"):  # the config drops sliding_window unless use_sliding_window
+        if not c.get("use_sliding_window", False) or W is None:
+            return [None] * L
+        if c.get("layer_types"):
+            return [W if t == "sliding_attention" else None for t in c["layer_types"]]
+        first = c.get("max_window_layers", L)
+        return [W if i >= first else None for i in range(L)]
+    return [None] * L
+
+
 class LlamaAttention(nn.Module):
-    def __init__(self, c, layer):
+    def __init__(self, c, layer, drop=()):
         super().__init__()
         d = c["hidden_size"]
+        mt = c["model_type"]
         self.layer = layer
         self.n_head = c["num_attention_heads"]
         self.n_kv = c.get("num_key_value_heads") or self.n_head
         self.d_head = c.get("head_dim") or d // self.n_head
         self.base = float(c.get("rope_theta", 10000.0))
-        qwen = c["model_type"] == "qwen2"
-        qkv_bias = qwen or c.get("attention_bias", False)
-        o_bias = (not qwen) and c.get("attention_bias", False)
-        self.q_proj = nn.Linear(d, self.n_head * self.d_head, bias=qkv_bias)
-        self.k_proj = nn.Linear(d, self.n_kv * self.d_head, bias=qkv_bias)
-        self.v_proj = nn.Linear(d, self.n_kv * self.d_head, bias=qkv_bias)
-        self.o_proj = nn.Linear(self.n_head * self.d_head, d, bias=o_bias)
+        self.rope_scaling = c.get("rope_scaling")
+        self.window = layer_windows(c)[layer]
+        self.fused = mt == "phi3"
+        qkv_bias = mt == "qwen2" or c.get("attention_bias", False)
+        o_bias = mt != "qwen2" and c.get("attention_bias", False)
+        nq, nkv = self.n_head * self.d_head, self.n_kv * self.d_head
+        if self.fused:
+            self.qkv_proj = nn.Linear(d, nq + 2 * nkv, bias=False)
+        else:
+            self.q_proj = nn.Linear(d, nq, bias=qkv_bias)
+            self.k_proj = nn.Linear(d, nkv, bias=qkv_bias)
+            self.v_proj = nn.Linear(d, nkv, bias=qkv_bias)
+        self.o_proj = nn.Linear(nq, d, bias=o_bias)
+        self.qk_norm = mt == "qwen3"
+        self.apply_qk_norm = "qk_norm" not in drop
+        if self.qk_norm:
+            eps = c.get("rms_norm_eps", 1e-6)
+            self.q_norm = RMSNorm(self.d_head, eps)  # per head: hook_scale [B,T,H,1]
+            self.k_norm = RMSNorm(self.d_head, eps)
 
     def forward(self, x, hook):
         B, T, d = x.shape
         p = f"blocks.{self.layer}.attn."
         dh = self.d_head
-        q = hook(p + "hook_q", self.q_proj(x).view(B, T, self.n_head, dh))
-        k = hook(p + "hook_k", self.k_proj(x).view(B, T, self.n_kv, dh))
-        v = hook(p + "hook_v", self.v_proj(x).view(B, T, self.n_kv, dh))
-        cos, sin = rotary_cos_sin(T, dh, self.base, x.dtype, x.device)
+        if self.fused:
+            q, k, v = self.qkv_proj(x).split([self.n_head * dh, self.n_kv * dh, self.n_kv * dh], dim=-1)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        q = hook(p + "hook_q", q.view(B, T, self.n_head, dh))
+        k = hook(p + "hook_k", k.view(B, T, self.n_kv, dh))
+        v = hook(p + "hook_v", v.view(B, T, self.n_kv, dh))
+        if self.qk_norm and self.apply_qk_norm:
+            q = self.q_norm(q, hook, p + "q_norm")
+            k = self.k_norm(k, hook, p + "k_norm")
+        cos, sin = rotary_cos_sin(T, dh, self.base, x.dtype, x.device, self.rope_scaling)
         q = hook(p + "hook_rot_q", apply_rotary(q, cos, sin))
         k = hook(p + "hook_rot_k", apply_rotary(k, cos, sin))
         W_O = self.o_proj.weight.t().reshape(self.n_head, dh, d)
         out_name = f"blocks.{self.layer}.hook_attn_out"
-        return attention(hook, p, q, k, v, 1.0 / math.sqrt(dh), W_O, self.o_proj.bias, out_name, self.n_head // self.n_kv)
+        return attention(hook, p, q, k, v, 1.0 / math.sqrt(dh), W_O, self.o_proj.bias, out_name,
+                         self.n_head // self.n_kv, window=self.window)
 
 
 class LlamaMLP(nn.Module):
@@ -536,25 +623,33 @@ class LlamaMLP(nn.Module):
         d, d_mlp, bias = c["hidden_size"], c["intermediate_size"], c.get("mlp_bias", False)
         self.layer = layer
         self.act = activation(c.get("hidden_act", "silu"))
-        self.gate_proj = nn.Linear(d, d_mlp, bias=bias)
-        self.up_proj = nn.Linear(d, d_mlp, bias=bias)
-        self.down_proj = nn.Linear(d_mlp, d, bias=bias)
+        self.fused = c["model_type"] == "phi3"
+        if self.fused:
+            self.gate_up_proj = nn.Linear(d, 2 * d_mlp, bias=False)
+        else:
+            self.gate_proj = nn.Linear(d, d_mlp, bias=bias)
+            self.up_proj = nn.Linear(d, d_mlp, bias=bias)
+        self.down_proj = nn.Linear(d_mlp, d, bias=bias and not self.fused)
 
     def forward(self, x, hook):
         p = f"blocks.{self.layer}.mlp."
-        gate = hook(p + "hook_pre", self.gate_proj(x))
-        up = hook(p + "hook_pre_linear", self.up_proj(x))
+        if self.fused:
+            gate, up = self.gate_up_proj(x).chunk(2, dim=-1)
+        else:
+            gate, up = self.gate_proj(x), self.up_proj(x)
+        gate = hook(p + "hook_pre", gate)
+        up = hook(p + "hook_pre_linear", up)
         post = hook(p + "hook_post", self.act(gate) * up)
         return hook(f"blocks.{self.layer}.hook_mlp_out", self.down_proj(post))
 
 
 class LlamaLayer(nn.Module):
-    def __init__(self, c, layer):
+    def __init__(self, c, layer, drop=()):
         super().__init__()
         eps = c.get("rms_norm_eps", 1e-6)
         self.layer = layer
         self.input_layernorm = RMSNorm(c["hidden_size"], eps)
-        self.self_attn = LlamaAttention(c, layer)
+        self.self_attn = LlamaAttention(c, layer, drop)
         self.post_attention_layernorm = RMSNorm(c["hidden_size"], eps)
         self.mlp = LlamaMLP(c, layer)
 
@@ -566,23 +661,29 @@ class LlamaLayer(nn.Module):
 
 
 class LlamaBody(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, drop=()):
         super().__init__()
         self.embed_tokens = nn.Embedding(c["vocab_size"], c["hidden_size"])
-        self.layers = nn.ModuleList(LlamaLayer(c, i) for i in range(c["num_hidden_layers"]))
+        self.layers = nn.ModuleList(LlamaLayer(c, i, drop) for i in range(c["num_hidden_layers"]))
         self.norm = RMSNorm(c["hidden_size"], c.get("rms_norm_eps", 1e-6))
 
 
 class Llama(HookedLM):
-    """Llama-style decoder (model_type llama or qwen2)."""
+    """Llama-style decoder (model_type llama, qwen2, qwen3, mistral or phi3).
+    drop=("qk_norm",) skips Qwen3's q/k norms (what an engine without them computes)."""
 
-    def __init__(self, config):
+    def __init__(self, config, drop=()):
         super().__init__()
         self.config = dict(config)
-        if self.config.get("rope_scaling"):
-            raise NotImplementedError("rope_scaling")
+        if set(drop) - {"qk_norm"}:
+            raise ValueError(f"unknown pieces {sorted(drop)}")
+        scaling = self.config.get("rope_scaling")
+        if scaling:
+            rope_inv_freq(2, 1.0, scaling)  # refuses the kinds not written here
+        if self.config["model_type"] == "phi3" and self.config.get("partial_rotary_factor", 1.0) != 1.0:
+            raise NotImplementedError("phi3 partial_rotary_factor")
         self.tied = bool(self.config.get("tie_word_embeddings", False))
-        self.model = LlamaBody(self.config)
+        self.model = LlamaBody(self.config, drop)
         if not self.tied:
             self.lm_head = nn.Linear(self.config["hidden_size"], self.config["vocab_size"], bias=False)
 
@@ -612,12 +713,17 @@ class Llama(HookedLM):
 
 # ---------------------------------------------------------------------------
 
-FAMILIES = {"gpt2": GPT2, "gpt_neox": GPTNeoX, "llama": Llama, "qwen2": Llama}
+FAMILIES = {"gpt2": GPT2, "gpt_neox": GPTNeoX, "llama": Llama, "qwen2": Llama, "qwen3": Llama, "mistral": Llama,
+            "phi3": Llama}
 
 
 def build_model(config):
     """A reference model for a Hugging Face config dict (weights uninitialised: load or init them)."""
+    from gemma import GEMMA_TYPES, Gemma  # gemma.py builds on the pieces above
+
     model_type = config.get("model_type")
+    if model_type in GEMMA_TYPES:
+        return Gemma(config)
     if model_type not in FAMILIES:
         raise NotImplementedError(f"model_type {model_type!r}")
     return FAMILIES[model_type](config)

@@ -72,6 +72,36 @@ def save_file(tensors, path, metadata=None):
             f.write(data)
 
 
+def save_file_streaming(path, specs, make, metadata=None):
+    """Write a safetensors file one tensor at a time, so that no more than one is held in memory.
+
+    specs: [(name, torch dtype, shape)] in file order; make(name) returns that tensor (any dtype
+    castable to the spec's). Returns the number of data bytes written.
+    """
+    header = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    offset = 0
+    for name, dtype, shape in specs:
+        count = 1
+        for n in shape:
+            count *= n
+        nbytes = count * DTYPES[TORCH_TO_NAME[dtype]][1]
+        header[name] = {"dtype": TORCH_TO_NAME[dtype], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    head = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    head += b" " * ((8 - len(head) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for name, dtype, shape in specs:
+            t = make(name).to(dtype)
+            assert list(t.shape) == list(shape), (name, list(t.shape), list(shape))
+            f.write(_raw_bytes(t))
+            del t
+    return offset
+
+
 def read_header(path):
     """(header dict without __metadata__, metadata dict or None, byte offset of the data)."""
     with open(path, "rb") as f:

@@ -60,8 +60,8 @@ export async function occlude(
     if (options.versus !== undefined) return row[target] - row[options.versus];
     return metricName === 'logprob' ? logProb(row, target) : row[target];
   };
-  const [cleanRun] = await model.run([ids]);
-  const cleanRow = logitRow(cleanRun.logits, 0, position);
+  // Logits at the one position measured: a batch of occluded texts never makes [B, T, d_vocab].
+  const cleanRow = logitRow((await model.runAt([ids], [position])).logits, 0, 0);
   if (target < 0) target = argmax(cleanRow);
   const clean = measure(cleanRow);
   const effects = new Array<number>(ids.length).fill(0);
@@ -74,19 +74,23 @@ export async function occlude(
     let out;
     if (options.replacement !== undefined) {
       const r = options.replacement;
-      out = await model.runPadded(chunk.map((p) => ids.map((id, t) => (t === p ? r : id))));
+      out = await model.runAt(
+        chunk.map((p) => ids.map((id, t) => (t === p ? r : id))),
+        chunk.map(() => position),
+      );
     } else {
       // Zero the token embedding at position p of item b: mul [B, T, 1].
       const shape = hookShape(model.spec, embed, B, ids.length);
       shape[2] = 1;
       const mul = new Float32Array(B * ids.length).fill(1);
       chunk.forEach((p, b) => (mul[b * ids.length + p] = 0));
-      out = await model.runPadded(
+      out = await model.runAt(
         chunk.map(() => ids),
+        chunk.map(() => position),
         { edits: [{ hook: 'hook_embed', mul: { dims: shape, data: mul } }] },
       );
     }
-    chunk.forEach((p, b) => (effects[p] = clean - measure(logitRow(out.logits, b, position))));
+    chunk.forEach((p, b) => (effects[p] = clean - measure(logitRow(out.logits, b, 0))));
     options.onProgress?.(Math.min(occluded.length, i0 + B), occluded.length);
   }
   return {

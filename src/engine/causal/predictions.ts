@@ -75,46 +75,50 @@ export function resolvePosition(position: number | undefined, n: number, what = 
 /** The hook a logit difference is read from without computing the whole vocabulary's logits. */
 export const FINAL_NORMALIZED = 'ln_final.hook_normalized';
 
+/** One token's logit as a linear readout of ln_final.hook_normalized: n · direction + offset. */
+interface LinearLogit {
+  readonly direction: Float32Array;
+  readonly offset: number;
+}
+
+/** What `readLogit` needs: each token's linear logit and the model's final soft-cap (null: none). */
+export interface LogitReadout {
+  readonly target: LinearLogit;
+  readonly versus: LinearLogit | null;
+  readonly cap: number | null;
+}
+
 /**
  * logit(target) − logit(versus) (or logit(target) alone, when versus is null)
- * as a linear readout of ln_final.hook_normalized: n · direction + offset.
- * The direction is the unembedding row (or the difference of the two rows),
- * times the final norm's weight for RMSNorm models, whose hook_normalized
- * comes before it; the offset is the unembedding bias (difference). Reading a
- * logit this way skips the [tokens × vocabulary] product and its output,
- * which for a patching grid on a large vocabulary is a third of the work.
+ * read from ln_final.hook_normalized. Each logit is the unembedding row times
+ * the final norm's weight for RMSNorm models (whose hook_normalized comes
+ * before it), plus the unembedding bias; a model that soft-caps its logits
+ * (Gemma 2) has each one capped before the difference, as its logits are.
+ * Reading a logit this way skips the [tokens × vocabulary] product and its
+ * output, which for a patching grid on a large vocabulary is a third of the work.
  */
-export function logitReadout(
-  model: HookedModel,
-  target: number,
-  versus: number | null,
-): { readonly direction: Float32Array; readonly offset: number } {
+export function logitReadout(model: HookedModel, target: number, versus: number | null): LogitReadout {
   const d = model.spec.dModel;
-  const rows = unembeddingRows(model, versus === null ? [target] : [target, versus]);
-  const direction = new Float32Array(d);
-  for (let j = 0; j < d; j++) direction[j] = rows[j] - (versus === null ? 0 : rows[d + j]);
-  if (model.spec.norm === 'rmsnorm') {
-    const w = readEngineWeight(model, 'ln_final.w');
-    for (let j = 0; j < d; j++) direction[j] *= w[j];
-  }
-  let offset = 0;
-  if (hasEngineWeight(model, 'b_U')) {
-    const b = readEngineWeight(model, 'b_U');
-    offset = b[target] - (versus === null ? 0 : b[versus]);
-  }
-  return { direction, offset };
+  const ids = versus === null ? [target] : [target, versus];
+  const rows = unembeddingRows(model, ids);
+  const w = model.spec.norm === 'rmsnorm' ? readEngineWeight(model, 'ln_final.w') : null;
+  const b = hasEngineWeight(model, 'b_U') ? readEngineWeight(model, 'b_U') : null;
+  const linear = (i: number): LinearLogit => {
+    const direction = rows.slice(i * d, (i + 1) * d);
+    if (w) for (let j = 0; j < d; j++) direction[j] *= w[j];
+    return { direction, offset: b ? b[ids[i]] : 0 };
+  };
+  return { target: linear(0), versus: versus === null ? null : linear(1), cap: model.spec.finalSoftcap };
 }
 
 /** Applies a readout to item b, position p of ln_final.hook_normalized [B, T, d]. */
-export function readLogit(
-  normalized: Tensor,
-  b: number,
-  p: number,
-  readout: { readonly direction: Float32Array; readonly offset: number },
-): number {
+export function readLogit(normalized: Tensor, b: number, p: number, readout: LogitReadout): number {
   const [, T, d] = normalized.dims;
   const at = (b * T + p) * d;
-  let v = readout.offset;
-  for (let j = 0; j < d; j++) v += normalized.data[at + j] * readout.direction[j];
-  return v;
+  const logit = (l: LinearLogit): number => {
+    let v = l.offset;
+    for (let j = 0; j < d; j++) v += normalized.data[at + j] * l.direction[j];
+    return readout.cap === null ? v : readout.cap * Math.tanh(v / readout.cap);
+  };
+  return logit(readout.target) - (readout.versus ? logit(readout.versus) : 0);
 }

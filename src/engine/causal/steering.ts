@@ -92,10 +92,10 @@ export async function steer(
   const seqs = [[...prompt], [...prompt]];
   for (let step = 0; step < options.tokens; step++) {
     if (options.signal?.aborted) throw new CancelledError();
-    const out = await model.runPadded(seqs, { edits });
     const T = seqs[0].length;
+    const out = await model.runAt(seqs, [T - 1, T - 1], { edits });
     const next = [0, 1].map((b) => {
-      const row = logitRow(out.logits, b, T - 1);
+      const row = logitRow(out.logits, b, 0);
       return options.sample ? sampleToken(row, temperature, options.topK, draws[b]) : argmax(row);
     });
     seqs[0].push(next[0]);

@@ -3,43 +3,56 @@
  * `x @ W` layout. Two key layouts exist: `transformer.h.0...` (saves by
  * `transformers`) and `h.0...` (the original `gpt2` upload). The unembedding
  * is always tied to `wte`.
+ *
+ * Config fields that change the computation: `n_embd`, `n_head`, `n_layer`,
+ * `n_inner`, `n_positions`, `vocab_size`, `layer_norm_epsilon`,
+ * `activation_function`, `scale_attn_weights`, `scale_attn_by_inverse_layer_idx`
+ * (all read); `add_cross_attention` (refused: Loupe runs decoder-only models).
+ * Dropouts do not matter at inference; `reorder_and_upcast_attn` only changes
+ * half-precision rounding, and the engine computes in f32.
  */
-import { LoupeError } from '../errors';
-import { ConfigReader, FamilyDefinition, ModelSpec, WeightRecipe, activationFromName } from './spec';
+import { Recipes, perLayer, readSizes } from './layout';
+import { CONFIG_LIMITS, ConfigReader, FamilyDefinition, ModelSpec } from './spec';
 
 export const gpt2: FamilyDefinition = {
   modelTypes: ['gpt2'],
+  layersKey: 'n_layer',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);
-    const d = c.int('n_embd');
-    const nHeads = c.int('n_head');
-    const nLayers = c.int('n_layer');
-    const dHead = d / nHeads;
-    if (!Number.isInteger(dHead))
-      throw new LoupeError(`${file}: n_embd ${d} is not divisible by n_head ${nHeads}`);
-    const base = c.bool('scale_attn_weights', true) ? 1 / Math.sqrt(dHead) : 1;
+    const s = readSizes(c, {
+      hidden: 'n_embd',
+      heads: 'n_head',
+      kvHeads: null,
+      headDim: null,
+      layers: 'n_layer',
+      mlp: 'n_inner',
+      mlpDefault: 4 * c.int('n_embd', 1),
+      positions: 'n_positions',
+      positionsDefault: c.int('n_ctx', 1024, CONFIG_LIMITS.positions),
+    });
+    c.refuse('add_cross_attention', 'adds cross-attention; Loupe runs decoder-only models', false);
+    const base = c.bool('scale_attn_weights', true) ? 1 / Math.sqrt(s.dHead) : 1;
     const byLayer = c.bool('scale_attn_by_inverse_layer_idx', false);
     return {
       family: 'gpt2',
       modelType: 'gpt2',
-      nLayers,
-      dModel: d,
-      nHeads,
-      nKvHeads: nHeads,
-      dHead,
-      dMlp: c.optionalInt('n_inner') ?? 4 * d,
-      dVocab: c.int('vocab_size'),
-      nCtx: c.int('n_positions', c.int('n_ctx', 1024)),
+      ...s,
       norm: 'layernorm',
-      normEps: c.num('layer_norm_epsilon', 1e-5),
-      act: activationFromName(c.str('activation_function', 'gelu_new'), file),
+      normEps: c.positive('layer_norm_epsilon', 1e-5),
+      act: c.activation('activation_function', 'gelu_new'),
       positional: 'learned',
       rotaryDims: 0,
-      ropeTheta: 0,
+      rope: [],
       parallelResidual: false,
       gatedMlp: false,
-      attnScale: Array.from({ length: nLayers }, (_, l) => (byLayer ? base / (l + 1) : base)),
+      attnScale: perLayer(s.nLayers, (l) => (byLayer ? base / (l + 1) : base)),
+      slidingWindow: perLayer(s.nLayers, () => null),
+      attnSoftcap: null,
+      finalSoftcap: null,
+      embedScale: null,
+      postNorms: false,
+      qkNorm: false,
       bias: { qkv: true, o: true, mlp: true, unembed: false },
       bosTokenId: c.optionalTokenId('bos_token_id'),
       tiedEmbeddings: true,
@@ -49,10 +62,8 @@ export const gpt2: FamilyDefinition = {
   weightRecipes(spec, names) {
     const p = names.has('transformer.wte.weight') ? 'transformer.' : '';
     const d = spec.dModel;
-    const m = new Map<string, WeightRecipe>();
-    const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[p + hf, shape]], make: (read) => read(p + hf), direct: true });
-    };
+    const m = new Recipes();
+    const direct = (engine: string, hf: string, shape: number[]): void => m.direct(engine, p + hf, shape);
     direct('W_E', 'wte.weight', [spec.dVocab, d]);
     direct('W_pos', 'wpe.weight', [spec.nCtx, d]);
     for (let l = 0; l < spec.nLayers; l++) {

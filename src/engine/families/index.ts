@@ -1,11 +1,28 @@
 /** The model families Loupe runs, looked up by a config's `model_type`. */
 import { LoupeError } from '../errors';
+import { gemma } from './gemma';
+import { gemma2 } from './gemma2';
+import { gemma3, gemma3Multimodal } from './gemma3';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
+import { mistral } from './mistral';
 import { neox } from './neox';
+import { phi3 } from './phi3';
+import { qwen3 } from './qwen3';
 import { FamilyDefinition } from './spec';
 
-const FAMILIES: readonly FamilyDefinition[] = [gpt2, neox, llama];
+const FAMILIES: readonly FamilyDefinition[] = [
+  gpt2,
+  neox,
+  llama,
+  mistral,
+  qwen3,
+  phi3,
+  gemma,
+  gemma2,
+  gemma3,
+  gemma3Multimodal,
+];
 
 export const SUPPORTED_MODEL_TYPES: readonly string[] = FAMILIES.flatMap((f) => f.modelTypes);
 

@@ -1,134 +1,119 @@
 /**
- * Llama-style models (`model_type` llama, qwen2, mistral; SmolLM is llama):
- * RMSNorm, rotary embeddings over whole heads with `rope_theta`, a SwiGLU MLP
- * (silu(gate) · up), grouped-query attention, and an `lm_head` that is its own
- * tensor unless `tie_word_embeddings`. Linear weights are [out, in] and are
- * transposed here; Qwen2 adds biases to q, k and v.
+ * Llama-style models (`model_type` llama, qwen2; SmolLM is llama): RMSNorm,
+ * rotary embeddings over whole heads with `rope_theta` (and Llama 3.x's
+ * `rope_scaling`), a SwiGLU MLP (silu(gate) · up), grouped-query attention,
+ * and an `lm_head` that is its own tensor unless `tie_word_embeddings`.
+ * Linear weights are [out, in] and are transposed here; Qwen2 adds biases to
+ * q, k and v. Mistral, Qwen3 and Phi-3 start from `llamaLikeSpec` too.
+ *
+ * Config fields that change the computation (all read): `hidden_size`,
+ * `num_attention_heads`, `num_key_value_heads`, `head_dim`,
+ * `num_hidden_layers`, `intermediate_size`, `vocab_size`,
+ * `max_position_embeddings`, `rms_norm_eps`, `hidden_act`, `rope_theta`,
+ * `rope_scaling` (`linear`, `llama3`; others refused by name; `rope_parameters`
+ * refused),
+ * `attention_bias`, `mlp_bias`, `tie_word_embeddings`; Qwen2's
+ * `use_sliding_window`, `sliding_window`, `max_window_layers`, `layer_types`
+ * (the window on layers from `max_window_layers` on, as Hugging Face places
+ * it). `partial_rotary_factor` other than 1 is refused (only Phi-3 reads it);
+ * `pretraining_tp` > 1 only splits matmuls in training code; dropouts do not
+ * matter at inference.
  */
-import { LoupeError } from '../errors';
-import {
-  ConfigReader,
-  FamilyDefinition,
-  ModelSpec,
-  WeightRecipe,
-  activationFromName,
-  concat1d,
-  concatCols,
-  transpose2d,
-} from './spec';
+import { llamaLayoutRecipes, perLayer, readSizes, slidingLayers } from './layout';
+import { readRopeScaling } from './rope';
+import { ConfigReader, Family, FamilyDefinition, ModelSpec } from './spec';
+
+/** Hugging Face's defaults for sizes a family's configs may leave out (Gemma's head_dim, Gemma 3's vocabulary). */
+export interface SizeDefaults {
+  readonly headDim?: number;
+  readonly vocab?: number;
+  readonly positions?: number;
+}
+
+/** The spec every Llama-layout config shares; a family spreads it and sets what it adds. */
+export function llamaLikeSpec(c: ConfigReader, family: Family, defaults: SizeDefaults = {}): ModelSpec {
+  const s = readSizes(c, {
+    headDimDefault: defaults.headDim,
+    vocabDefault: defaults.vocab,
+    hidden: 'hidden_size',
+    heads: 'num_attention_heads',
+    kvHeads: 'num_key_value_heads',
+    headDim: 'head_dim',
+    layers: 'num_hidden_layers',
+    mlp: 'intermediate_size',
+    positions: 'max_position_embeddings',
+    positionsDefault: defaults.positions ?? 2048,
+  });
+  // transformers 5 saves rotary settings as rope_parameters; read as absent, rope_theta would fall back to 10000.
+  c.refuse('rope_parameters', 'is not read; give rope_theta and rope_scaling as transformers 4 saves them');
+  const rope = { base: c.positive('rope_theta', 10000), scaling: readRopeScaling(c) };
+  if (family !== 'phi3') {
+    c.refuse(
+      'partial_rotary_factor',
+      `would turn part of each head only, which a ${family} model does not`,
+      1,
+    );
+  }
+  const attentionBias = c.bool('attention_bias', false);
+  return {
+    family,
+    modelType: c.str('model_type', family),
+    ...s,
+    norm: 'rmsnorm',
+    normEps: c.positive('rms_norm_eps', 1e-6),
+    act: c.activation('hidden_act', 'silu'),
+    positional: 'rotary',
+    rotaryDims: s.dHead,
+    rope: perLayer(s.nLayers, () => rope),
+    parallelResidual: false,
+    gatedMlp: true,
+    attnScale: perLayer(s.nLayers, () => 1 / Math.sqrt(s.dHead)),
+    slidingWindow: perLayer(s.nLayers, () => null),
+    attnSoftcap: null,
+    finalSoftcap: null,
+    embedScale: null,
+    postNorms: false,
+    qkNorm: false,
+    bias: { qkv: attentionBias, o: attentionBias, mlp: c.bool('mlp_bias', false), unembed: false },
+    bosTokenId: c.optionalTokenId('bos_token_id'),
+    tiedEmbeddings: c.bool('tie_word_embeddings', false),
+  };
+}
+
+/**
+ * Qwen2/Qwen3's windows: none unless `use_sliding_window`; then
+ * `sliding_window` on the layers `layer_types` marks sliding, by default those
+ * from `max_window_layers` on. Real Qwen2.5 configs set `sliding_window` with
+ * `use_sliding_window: false`, which is no window.
+ */
+export function qwenWindows(c: ConfigReader, nLayers: number): (number | null)[] {
+  if (!c.bool('use_sliding_window', false)) return perLayer(nLayers, () => null);
+  const window = c.int('sliding_window', 4096);
+  const from = c.int('max_window_layers', 28);
+  return slidingLayers(c, nLayers, (l) => l >= from).map((sliding) => (sliding ? window : null));
+}
 
 export const llama: FamilyDefinition = {
-  modelTypes: ['llama', 'qwen2', 'mistral'],
+  modelTypes: ['llama', 'qwen2'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);
-    const modelType = c.str('model_type', 'llama');
-    const d = c.int('hidden_size');
-    const nHeads = c.int('num_attention_heads');
-    const nKvHeads = c.int('num_key_value_heads', nHeads);
-    const nLayers = c.int('num_hidden_layers');
-    const dHead = c.int('head_dim', d / nHeads);
-    if (!Number.isInteger(dHead)) {
-      throw new LoupeError(`${file}: hidden_size ${d} is not divisible by num_attention_heads ${nHeads}`);
-    }
-    if (nHeads % nKvHeads !== 0) {
-      throw new LoupeError(
-        `${file}: num_attention_heads ${nHeads} is not a multiple of num_key_value_heads ${nKvHeads}`,
-      );
-    }
-    const scaling = c.raw('rope_scaling') as { type?: string; rope_type?: string } | null | undefined;
-    const scalingType = scaling ? (scaling.rope_type ?? scaling.type ?? 'unknown') : 'default';
-    if (scalingType !== 'default') {
-      throw new LoupeError(
-        `${file}: rope_scaling '${scalingType}' is not supported yet; Loupe runs plain rotary embeddings (rope_scaling null)`,
-      );
-    }
-    const sliding = modelType !== 'llama' && c.bool('use_sliding_window', false);
-    if (sliding)
-      throw new LoupeError(`${file}: sliding-window attention is not supported (use_sliding_window is true)`);
-    const attentionBias = c.bool('attention_bias', false);
+    const base = llamaLikeSpec(c, 'llama');
+    if (base.modelType !== 'qwen2') return base;
+    // Qwen2 always has q, k and v biases (and none on o_proj).
     return {
-      family: 'llama',
-      modelType,
-      nLayers,
-      dModel: d,
-      nHeads,
-      nKvHeads,
-      dHead,
-      dMlp: c.int('intermediate_size'),
-      dVocab: c.int('vocab_size'),
-      nCtx: c.int('max_position_embeddings', 2048),
-      norm: 'rmsnorm',
-      normEps: c.num('rms_norm_eps', 1e-6),
-      act: activationFromName(c.str('hidden_act', 'silu'), file),
-      positional: 'rotary',
-      rotaryDims: dHead,
-      ropeTheta: c.num('rope_theta', 10000),
-      parallelResidual: false,
-      gatedMlp: true,
-      attnScale: Array.from({ length: nLayers }, () => 1 / Math.sqrt(dHead)),
-      bias: {
-        qkv: modelType === 'qwen2' || attentionBias,
-        o: attentionBias,
-        mlp: c.bool('mlp_bias', false),
-        unembed: false,
-      },
-      bosTokenId: c.optionalTokenId('bos_token_id'),
-      tiedEmbeddings: c.bool('tie_word_embeddings', false),
+      ...base,
+      slidingWindow: qwenWindows(c, base.nLayers),
+      bias: { ...base.bias, qkv: true, o: false },
     };
   },
 
   weightRecipes(spec, names) {
-    const d = spec.dModel;
-    const qDim = spec.nHeads * spec.dHead;
-    const kvDim = spec.nKvHeads * spec.dHead;
-    const m = new Map<string, WeightRecipe>();
-    const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf), direct: true });
-    };
-    const linear = (engine: string, hf: string, outF: number, inF: number): void => {
-      m.set(engine, { sources: [[hf, [outF, inF]]], make: (read) => transpose2d(read(hf)) });
-    };
-    for (let l = 0; l < spec.nLayers; l++) {
-      const b = `blocks.${l}.`;
-      const h = `model.layers.${l}.`;
-      const [q, k, v] = ['q', 'k', 'v'].map((x) => `${h}self_attn.${x}_proj`);
-      direct(`${b}ln1.w`, `${h}input_layernorm.weight`, [d]);
-      m.set(`${b}attn.W_QKV`, {
-        sources: [
-          [`${q}.weight`, [qDim, d]],
-          [`${k}.weight`, [kvDim, d]],
-          [`${v}.weight`, [kvDim, d]],
-        ],
-        make: (read) => concatCols([q, k, v].map((x) => transpose2d(read(`${x}.weight`)))),
-      });
-      if (spec.bias.qkv) {
-        m.set(`${b}attn.b_QKV`, {
-          sources: [
-            [`${q}.bias`, [qDim]],
-            [`${k}.bias`, [kvDim]],
-            [`${v}.bias`, [kvDim]],
-          ],
-          make: (read) => concat1d([q, k, v].map((x) => read(`${x}.bias`))),
-        });
-      }
-      linear(`${b}attn.W_O`, `${h}self_attn.o_proj.weight`, d, qDim);
-      if (spec.bias.o) direct(`${b}attn.b_O`, `${h}self_attn.o_proj.bias`, [d]);
-      direct(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, [d]);
-      linear(`${b}mlp.W_gate`, `${h}mlp.gate_proj.weight`, spec.dMlp, d);
-      linear(`${b}mlp.W_in`, `${h}mlp.up_proj.weight`, spec.dMlp, d);
-      linear(`${b}mlp.W_out`, `${h}mlp.down_proj.weight`, d, spec.dMlp);
-      if (spec.bias.mlp) {
-        direct(`${b}mlp.b_gate`, `${h}mlp.gate_proj.bias`, [spec.dMlp]);
-        direct(`${b}mlp.b_in`, `${h}mlp.up_proj.bias`, [spec.dMlp]);
-        direct(`${b}mlp.b_out`, `${h}mlp.down_proj.bias`, [d]);
-      }
-    }
-    direct('W_E', 'model.embed_tokens.weight', [spec.dVocab, d]);
-    direct('ln_final.w', 'model.norm.weight', [d]);
-    // Untied models must carry lm_head.weight; asking for it makes a missing one an error.
-    if (names.has('lm_head.weight') || !spec.tiedEmbeddings)
-      direct('W_U_T', 'lm_head.weight', [spec.dVocab, d]);
-    return m;
+    return llamaLayoutRecipes(spec, names, {
+      ln1: 'input_layernorm',
+      ln2: 'post_attention_layernorm',
+      plusOne: false,
+    });
   },
 };

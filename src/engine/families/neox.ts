@@ -3,57 +3,72 @@
  * [out, in] and transposed here; the fused `query_key_value` output is laid out
  * per head as [head, (q | k | v), d_head], regrouped into all q, then k, then v.
  * Rotary embeddings turn the first `rotary_pct` of each head's dimensions.
+ *
+ * Config fields that change the computation: `hidden_size`,
+ * `num_attention_heads`, `num_hidden_layers`, `intermediate_size`,
+ * `vocab_size`, `max_position_embeddings`, `layer_norm_eps`, `hidden_act`,
+ * `rotary_pct` (or `partial_rotary_factor`), `rotary_emb_base` (or
+ * `rope_theta`), `use_parallel_residual`, `attention_bias`,
+ * `tie_word_embeddings` (all read); `rope_scaling` (refused: GPT-NeoX
+ * checkpoints run plain rotary embeddings here) and `rope_parameters` (refused:
+ * transformers 5's form of the rotary settings). Dropouts do not matter at
+ * inference.
  */
 import { LoupeError } from '../errors';
-import {
-  ConfigReader,
-  FamilyDefinition,
-  HostTensor,
-  ModelSpec,
-  WeightRecipe,
-  activationFromName,
-  transpose2d,
-} from './spec';
+import { Recipes, perLayer, readSizes } from './layout';
+import { ConfigReader, FamilyDefinition, HostTensor, ModelSpec, transpose2d } from './spec';
 
 export const neox: FamilyDefinition = {
   modelTypes: ['gpt_neox'],
+  layersKey: 'num_hidden_layers',
 
   parseConfig(config, file): ModelSpec {
     const c = new ConfigReader(config, file);
-    const d = c.int('hidden_size');
-    const nHeads = c.int('num_attention_heads');
-    const nLayers = c.int('num_hidden_layers');
-    const dHead = d / nHeads;
-    if (!Number.isInteger(dHead)) {
-      throw new LoupeError(`${file}: hidden_size ${d} is not divisible by num_attention_heads ${nHeads}`);
+    const s = readSizes(c, {
+      hidden: 'hidden_size',
+      heads: 'num_attention_heads',
+      kvHeads: null,
+      headDim: null,
+      layers: 'num_hidden_layers',
+      mlp: 'intermediate_size',
+      mlpDefault: 4 * c.int('hidden_size', 1),
+      positions: 'max_position_embeddings',
+      positionsDefault: 2048,
+    });
+    c.refuse('rope_scaling', 'rescales rotary embeddings; Loupe runs GPT-NeoX with plain rotary embeddings');
+    c.refuse(
+      'rope_parameters',
+      'is not read; give rotary_emb_base (or rope_theta) as transformers 4 saves it',
+    );
+    const pctKey = c.has('rotary_pct') ? 'rotary_pct' : 'partial_rotary_factor';
+    const rotaryDims = Math.floor(s.dHead * c.fraction(pctKey, 0.25));
+    if (rotaryDims < 2 || rotaryDims % 2 !== 0) {
+      throw new LoupeError(
+        `${file}: '${pctKey}' turns ${rotaryDims} of each head's ${s.dHead} dimensions; rotary needs an even number, at least 2`,
+      );
     }
-    const rotaryPct = c.num('rotary_pct', c.num('partial_rotary_factor', 0.25));
+    const base = c.has('rotary_emb_base') ? c.positive('rotary_emb_base') : c.positive('rope_theta', 10000);
+    const attentionBias = c.bool('attention_bias', true);
     return {
       family: 'gpt_neox',
       modelType: 'gpt_neox',
-      nLayers,
-      dModel: d,
-      nHeads,
-      nKvHeads: nHeads,
-      dHead,
-      dMlp: c.int('intermediate_size', 4 * d),
-      dVocab: c.int('vocab_size'),
-      nCtx: c.int('max_position_embeddings', 2048),
+      ...s,
       norm: 'layernorm',
-      normEps: c.num('layer_norm_eps', 1e-5),
-      act: activationFromName(c.str('hidden_act', 'gelu'), file),
+      normEps: c.positive('layer_norm_eps', 1e-5),
+      act: c.activation('hidden_act', 'gelu'),
       positional: 'rotary',
-      rotaryDims: Math.floor(dHead * rotaryPct),
-      ropeTheta: c.num('rotary_emb_base', c.num('rope_theta', 10000)),
+      rotaryDims,
+      rope: perLayer(s.nLayers, () => ({ base, scaling: { type: 'default' } })),
       parallelResidual: c.bool('use_parallel_residual', true),
       gatedMlp: false,
-      attnScale: Array.from({ length: nLayers }, () => 1 / Math.sqrt(dHead)),
-      bias: {
-        qkv: c.bool('attention_bias', true),
-        o: c.bool('attention_bias', true),
-        mlp: true,
-        unembed: false,
-      },
+      attnScale: perLayer(s.nLayers, () => 1 / Math.sqrt(s.dHead)),
+      slidingWindow: perLayer(s.nLayers, () => null),
+      attnSoftcap: null,
+      finalSoftcap: null,
+      embedScale: null,
+      postNorms: false,
+      qkNorm: false,
+      bias: { qkv: attentionBias, o: attentionBias, mlp: true, unembed: false },
       bosTokenId: c.optionalTokenId('bos_token_id'),
       tiedEmbeddings: c.bool('tie_word_embeddings', false),
     };
@@ -63,13 +78,7 @@ export const neox: FamilyDefinition = {
     const d = spec.dModel;
     const H = spec.nHeads;
     const dh = spec.dHead;
-    const m = new Map<string, WeightRecipe>();
-    const linear = (engine: string, hf: string, outF: number, inF: number): void => {
-      m.set(engine, { sources: [[hf, [outF, inF]]], make: (read) => transpose2d(read(hf)) });
-    };
-    const direct = (engine: string, hf: string, shape: number[]): void => {
-      m.set(engine, { sources: [[hf, shape]], make: (read) => read(hf), direct: true });
-    };
+    const m = new Recipes();
     // Row order [head][q|k|v][d_head] → [q|k|v][head][d_head].
     const regroup = (t: HostTensor): HostTensor => {
       const cols = t.shape.length === 2 ? t.shape[1] : 1;
@@ -86,8 +95,8 @@ export const neox: FamilyDefinition = {
     for (let l = 0; l < spec.nLayers; l++) {
       const b = `blocks.${l}.`;
       const h = `gpt_neox.layers.${l}.`;
-      direct(`${b}ln1.w`, `${h}input_layernorm.weight`, [d]);
-      direct(`${b}ln1.b`, `${h}input_layernorm.bias`, [d]);
+      m.direct(`${b}ln1.w`, `${h}input_layernorm.weight`, [d]);
+      m.direct(`${b}ln1.b`, `${h}input_layernorm.bias`, [d]);
       const qkv = `${h}attention.query_key_value.weight`;
       m.set(`${b}attn.W_QKV`, {
         sources: [[qkv, [3 * d, d]]],
@@ -97,20 +106,20 @@ export const neox: FamilyDefinition = {
         const qkvB = `${h}attention.query_key_value.bias`;
         m.set(`${b}attn.b_QKV`, { sources: [[qkvB, [3 * d]]], make: (read) => regroup(read(qkvB)) });
       }
-      linear(`${b}attn.W_O`, `${h}attention.dense.weight`, d, d);
-      if (spec.bias.o) direct(`${b}attn.b_O`, `${h}attention.dense.bias`, [d]);
-      direct(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, [d]);
-      direct(`${b}ln2.b`, `${h}post_attention_layernorm.bias`, [d]);
-      linear(`${b}mlp.W_in`, `${h}mlp.dense_h_to_4h.weight`, spec.dMlp, d);
-      direct(`${b}mlp.b_in`, `${h}mlp.dense_h_to_4h.bias`, [spec.dMlp]);
-      linear(`${b}mlp.W_out`, `${h}mlp.dense_4h_to_h.weight`, d, spec.dMlp);
-      direct(`${b}mlp.b_out`, `${h}mlp.dense_4h_to_h.bias`, [d]);
+      m.linear(`${b}attn.W_O`, `${h}attention.dense.weight`, d, d);
+      if (spec.bias.o) m.direct(`${b}attn.b_O`, `${h}attention.dense.bias`, [d]);
+      m.direct(`${b}ln2.w`, `${h}post_attention_layernorm.weight`, [d]);
+      m.direct(`${b}ln2.b`, `${h}post_attention_layernorm.bias`, [d]);
+      m.linear(`${b}mlp.W_in`, `${h}mlp.dense_h_to_4h.weight`, spec.dMlp, d);
+      m.direct(`${b}mlp.b_in`, `${h}mlp.dense_h_to_4h.bias`, [spec.dMlp]);
+      m.linear(`${b}mlp.W_out`, `${h}mlp.dense_4h_to_h.weight`, d, spec.dMlp);
+      m.direct(`${b}mlp.b_out`, `${h}mlp.dense_4h_to_h.bias`, [d]);
     }
-    direct('W_E', 'gpt_neox.embed_in.weight', [spec.dVocab, d]);
-    direct('ln_final.w', 'gpt_neox.final_layer_norm.weight', [d]);
-    direct('ln_final.b', 'gpt_neox.final_layer_norm.bias', [d]);
+    m.direct('W_E', 'gpt_neox.embed_in.weight', [spec.dVocab, d]);
+    m.direct('ln_final.w', 'gpt_neox.final_layer_norm.weight', [d]);
+    m.direct('ln_final.b', 'gpt_neox.final_layer_norm.bias', [d]);
     if (names.has('embed_out.weight') || !spec.tiedEmbeddings)
-      direct('W_U_T', 'embed_out.weight', [spec.dVocab, d]);
+      m.direct('W_U_T', 'embed_out.weight', [spec.dVocab, d]);
     return m;
   },
 };

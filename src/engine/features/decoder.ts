@@ -114,7 +114,9 @@ export function residualMap(sae: Sae): string | null | undefined {
  * LayerNorm (not RMSNorm) models the mean over d_model is subtracted first:
  * LayerNorm removes that component of d before it can reach the logits.
  * This is the direct path only; layers after the SAE's hook can change what
- * the feature does (as in SAE-Vis's and Neuronpedia's logit tables).
+ * the feature does (as in SAE-Vis's and Neuronpedia's logit tables). The
+ * effects are linear, so of the logits before a final soft-cap (Gemma 2);
+ * the cap is increasing, so it would not change which tokens come first.
  */
 export async function logitEffects(
   model: HookedModel,
@@ -148,7 +150,7 @@ export async function logitEffects(
   g.output(g.op('Identity', [downV], {}, 'down_values'));
   g.output(g.op('Cast', [downI], { to: 1 }, 'down_ids'));
   const file = path.join(model.compiled.dir, `graph-features-logits-${map ?? 'resid'}-${kk}.onnx`);
-  const session = await sessionFor(file, g.encode('feature_logits'), options.threads);
+  const session = await sessionFor(file, g.encode('feature_logits'), options.threads, model.prepack);
   const rows = decoderRows(sae);
   const dSae = sae.config.dSae;
   const out: LogitEffectsResult = {
@@ -210,6 +212,7 @@ export async function topCosine(
     path.join(graphDir, `graph-features-cosine-${want}.onnx`),
     g.encode('cosine_topk'),
     options.threads,
+    true, // inputs only: no model weights to keep mapped
   );
   const chunk = Math.max(1, Math.min(n, Math.floor((1 << 23) / Math.max(1, m))));
   try {
@@ -248,8 +251,9 @@ async function sessionFor(
   file: string,
   bytes: Uint8Array,
   threads: number | undefined,
+  prepack: boolean,
 ): Promise<GraphSession> {
   // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
   writeFileAtomic(file, bytes);
-  return GraphSession.create(file, { threads: threads ?? 0 });
+  return GraphSession.create(file, { threads: threads ?? 0, prepack });
 }

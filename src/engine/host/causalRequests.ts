@@ -283,14 +283,17 @@ async function patchPreview(
   const { model } = ctx.loaded();
   const clean = await promptIds(model, p.clean, 'clean text');
   const corrupted = await promptIds(model, p.corrupted, 'corrupted text');
-  const runs = await model.runPadded([clean.map((t) => t.id), corrupted.map((t) => t.id)]);
-  const top = async (b: number, n: number): Promise<TokenRef[]> =>
-    Promise.all(topTokens(logitRow(runs.logits, b, n - 1), 5).map((t) => tokenRef(model, t.id)));
+  const runs = await model.runAt(
+    [clean.map((t) => t.id), corrupted.map((t) => t.id)],
+    [clean.length - 1, corrupted.length - 1],
+  );
+  const top = async (b: number): Promise<TokenRef[]> =>
+    Promise.all(topTokens(logitRow(runs.logits, b, 0), 5).map((t) => tokenRef(model, t.id)));
   return {
     clean: clean.map((t) => t.text),
     corrupted: corrupted.map((t) => t.text),
-    cleanTop: await top(0, clean.length),
-    corruptedTop: await top(1, corrupted.length),
+    cleanTop: await top(0),
+    corruptedTop: await top(1),
   };
 }
 

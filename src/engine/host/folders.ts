@@ -21,6 +21,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openCheckpoint } from '../checkpoint';
 import { errorMessage } from '../errors';
+import { describeArchitecture } from '../families/describe';
 import { ModelSpec } from '../families/spec';
 import { FEATURE_DB_DIR } from '../features/database';
 import { SaeConfig, parseSaeConfig } from '../sae/config';
@@ -95,6 +96,7 @@ export function readModelFolder(
         nCtx: s.nCtx,
         dVocab: s.dVocab,
         weightsBytes: ckpt.weights.files.reduce((a, f) => a + fileSize(f.file), 0),
+        architecture: describeArchitecture(s),
       },
       problem: hasTokenizer ? null : `${dir}: no tokenizer.json, so Loupe cannot read text with this model`,
     };

@@ -21,6 +21,7 @@ import { attentionPatterns } from '../lens/attentionPatterns';
 import { directLogitAttribution } from '../lens/directLogitAttribution';
 import { corpusWindows, headTextDirections, heldoutSampleWindows } from '../lens/headTextDirections';
 import { LensGrid, ModelLenses } from '../lens/lenses';
+import { LensReadout } from '../lens/readout';
 import { checkBlock, checkHead } from '../lens/positions';
 import { resolveToken } from '../lens/tokens';
 import { TunedLens } from '../lens/tunedLens';
@@ -56,6 +57,11 @@ export class LensRequests {
     threads: number,
   ) {
     this.lenses = new ModelLenses(model, { threads });
+  }
+
+  /** The readout graph the lenses decode through, for next-token predictions without full logits. */
+  get readout(): LensReadout {
+    return this.lenses.readout;
   }
 
   async grid(doc: LensDocument, params: EngineParams<'lensGrid'>): Promise<EngineResult<'lensGrid'>> {
@@ -146,14 +152,20 @@ export class LensRequests {
     const { ids, query } = this.windowOf(doc, params.token);
     const target = params.target === null ? undefined : await resolveToken(this.model, params.target);
     const versus = params.versus === null ? null : await resolveToken(this.model, params.versus);
-    const a = await directLogitAttribution(this.model, ids, { position: query, target, versus }, (id) =>
-      this.lenses.readout.tokenText(id),
+    const readout = this.lenses.readout;
+    const a = await directLogitAttribution(
+      this.model,
+      ids,
+      { position: query, target, versus },
+      (id) => readout.tokenText(id),
+      readout,
     );
     return {
       token: params.token,
       target: a.target,
       versus: a.versus,
       logit: a.logit,
+      cappedLogit: a.cappedLogit,
       embed: a.embed,
       posEmbed: a.posEmbed,
       heads: a.heads.map((row) => [...row]),

@@ -96,6 +96,8 @@ export const modelFolder = object({
       nCtx: nonNegInt,
       dVocab: nonNegInt,
       weightsBytes: nonNegInt,
+      /** What the family computes beyond a plain Transformer, a few words each (families/describe.ts). */
+      architecture: arrayOf(str),
     }),
   ),
   problem: nullable(str),
@@ -346,7 +348,10 @@ const lensMethods = {
       token: nonNegInt,
       target: tokenRef,
       versus: nullable(tokenRef),
+      /** Before any final soft-cap: attribution is linear, so of the pre-cap logit. */
       logit: num,
+      /** The model's soft-capped logit (difference), or null for a model that does not cap (Gemma 2 does). */
+      cappedLogit: nullable(num),
       embed: num,
       posEmbed: nullable(num),
       /** [layer][head]. */

@@ -9,9 +9,11 @@
  * SAE's hook, then through the SAE. Each token keeps its positive feature
  * activations in sparse rows (at most MAX_FEATURES_PER_TOKEN, the largest),
  * which answer the inspector, the hover and heat maps without running
- * anything again. Next-token predictions need the logits, which are large
- * ([tokens, vocab]), so they are computed on demand for the one window that
- * holds the token, and a few windows' logits are kept.
+ * anything again. Next-token predictions are read on demand for the one
+ * window that holds the token: its last residual stream ([tokens, d_model])
+ * is kept for a few windows and decoded through the lens readout graph, which
+ * returns the top tokens only, so a 256k vocabulary's [tokens, vocab] logits
+ * are never held.
  *
  * Windows are cached by their token ids, so analysing an edited document runs
  * only the windows whose tokens changed (an edit near the end of a file
@@ -24,7 +26,6 @@ import { FEATURE_DB_DIR, FeatureDatabase, ListSort } from '../features/database'
 import { FeatureSummary } from '../features/types';
 import { asMessage } from '../../shared/featureSchemas';
 import { hookShape } from '../hooks';
-import { logSumExp } from '../logits';
 import { HookedModel } from '../model';
 import { AttachedSae, attachSae, saeFeaturesPadded } from '../sae/splice';
 import { Sae } from '../sae/sae';
@@ -44,7 +45,14 @@ const MAX_BATCH_ELEMENTS = 1 << 23;
  */
 const MAX_BATCH_TOKENS = 512;
 const WINDOW_CACHE_SIZE = 1024;
-const LOGITS_CACHE_SIZE = 3;
+const RESID_CACHE_SIZE = 3;
+/**
+ * Tokens per analysis window when the SAE names no context: models with long
+ * contexts (Gemma 2's 8192, Llama 3.1's 131072) would otherwise make windows
+ * whose attention alone is gigabytes, for an editor that shows a few hundred
+ * tokens around the caret.
+ */
+const DEFAULT_WINDOW = 1024;
 const DOCUMENT_CACHE_SIZE = 8;
 
 /** Checked between batches; set by a `cancel` message or a new load. */
@@ -94,7 +102,7 @@ export class EngineSession {
   private loaded: Loaded | null = null;
   private readonly documents = new Map<string, DocumentAnalysis>();
   private readonly windowFeatures = new Map<string, SparseRows>();
-  private readonly windowLogits = new Map<string, Float32Array>();
+  private readonly windowResid = new Map<string, Float32Array>();
   /** The feature database the feature requests last used, and its index's modification time then. */
   private databaseSeen: { db: FeatureDatabase; mtime: number | null } | null = null;
   /** The lens and head requests' engine for the loaded model, made on first use (lensRequests.ts). */
@@ -149,7 +157,10 @@ export class EngineSession {
       }
     }
     const contextSize = sae?.sae.config.contextSize ?? null;
-    const window = Math.min(spec.nCtx, contextSize !== null && contextSize > 1 ? contextSize : spec.nCtx);
+    const window = Math.min(
+      spec.nCtx,
+      contextSize !== null && contextSize > 1 ? contextSize : Math.min(spec.nCtx, DEFAULT_WINDOW),
+    );
     const saeInfo: SaeInfo | null =
       sae && sae.sae.dir
         ? {
@@ -476,7 +487,7 @@ export class EngineSession {
     this.loaded = null;
     this.documents.clear();
     this.windowFeatures.clear();
-    this.windowLogits.clear();
+    this.windowResid.clear();
     const lenses = this.lensRequests;
     this.lensRequests = null;
     await lenses?.dispose();
@@ -492,18 +503,18 @@ export class EngineSession {
     const w = doc.windows[windowOf(doc.windows, body)];
     if (!w) return []; // an empty document: nothing after BOS
     const key = windowKey(prefixIds, bodyIds, w);
-    let logits = this.cached(this.windowLogits, key);
-    if (!logits) {
-      const [run] = await model.run([[...prefixIds, ...bodyIds.slice(w.start, w.end)]]);
-      logits = run.logits.data;
-      this.remember(this.windowLogits, key, logits, LOGITS_CACHE_SIZE);
+    // The stream after the last block: the readout applies the final norm, unembedding and soft-cap itself.
+    const last = `blocks.${model.spec.nLayers - 1}.hook_resid_post`;
+    let resid = this.cached(this.windowResid, key);
+    if (!resid) {
+      const run = await model.runHooksPadded([[...prefixIds, ...bodyIds.slice(w.start, w.end)]], [last]);
+      resid = run.hooks.get(last)!.data;
+      this.remember(this.windowResid, key, resid, RESID_CACHE_SIZE);
     }
-    const V = model.spec.dVocab;
+    const d = model.spec.dModel;
     const row = t < doc.prefix ? 0 : doc.prefix + body - w.start;
-    const top = topProbabilities(logits.subarray(row * V, (row + 1) * V), k);
-    return Promise.all(
-      top.map(async (p) => ({ id: p.id, text: await model.tokenizer!.displayText(p.id), prob: p.prob })),
-    );
+    const [read] = await this.lenses().readout.read(resid.slice(row * d, (row + 1) * d), [null], k);
+    return read.top.map((p) => ({ id: p.id, text: p.text, prob: p.prob }));
   }
 
   private label(i: number): string | null {
@@ -620,18 +631,4 @@ function assemble(
     }
   });
   return { offsets, index, act };
-}
-
-/** The k most likely next tokens of one row of logits, by softmax probability. */
-export function topProbabilities(logits: Float32Array, k: number): { id: number; prob: number }[] {
-  const lse = logSumExp(logits);
-  const best: { id: number; logit: number }[] = [];
-  for (let id = 0; id < logits.length; id++) {
-    const v = logits[id];
-    if (best.length === k && v <= best[k - 1].logit) continue;
-    best.push({ id, logit: v });
-    best.sort((a, b) => b.logit - a.logit || a.id - b.id);
-    if (best.length > k) best.pop();
-  }
-  return best.map((b) => ({ id: b.id, prob: Math.exp(b.logit - lse) }));
 }

@@ -33,7 +33,13 @@ export function readEngineWeight(
   const out = new Float32Array(length / 4);
   const fd = fs.openSync(path.join(model.compiled.dir, WEIGHTS_FILE), 'r');
   try {
-    fs.readSync(fd, new Uint8Array(out.buffer), 0, length, offset);
+    // One read call takes at most 2 GiB; a 256k-token unembedding is more.
+    const bytes = new Uint8Array(out.buffer);
+    for (let done = 0; done < length;) {
+      const n = fs.readSync(fd, bytes, done, Math.min(READ_SLICE_BYTES, length - done), offset + done);
+      if (n === 0) throw new Error(`compiled weights end inside '${name}'`);
+      done += n;
+    }
   } finally {
     fs.closeSync(fd);
   }
@@ -49,6 +55,9 @@ export function unembeddingRows(model: HookedModel, ids: readonly number[]): Flo
   return out;
 }
 
+const FINGERPRINT_SLICE_BYTES = 16 << 20;
+const READ_SLICE_BYTES = 1 << 30;
+
 /**
  * A fingerprint of the weights a lens depends on (the final norm, the
  * unembedding, the first block's attention and the last block's MLP): stable
@@ -59,9 +68,19 @@ export function modelFingerprint(model: HookedModel): string {
   const names = ['ln_final.w', unembeddingName(model), 'blocks.0.attn.W_QKV', `blocks.${L - 1}.mlp.W_out`];
   const hash = crypto.createHash('sha256');
   hash.update(`${model.spec.nLayers}:${model.spec.dModel}:${model.spec.dVocab}\n`);
+  // Read in slices of rows: a 256k-token unembedding is gigabytes.
   for (const name of names) {
-    const w = readEngineWeight(model, name);
-    hash.update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+    const ext = model.compiled.weights.get(name);
+    const rows = ext?.dims.length ? ext.dims[0] : 1;
+    const step = Math.max(1, Math.floor((rows * FINGERPRINT_SLICE_BYTES) / Math.max(1, ext?.length ?? 1)));
+    for (let start = 0; start < rows; start += step) {
+      const w = readEngineWeight(
+        model,
+        name,
+        ext?.dims.length ? { start, count: Math.min(step, rows - start) } : undefined,
+      );
+      hash.update(new Uint8Array(w.buffer, w.byteOffset, w.byteLength));
+    }
   }
   return hash.digest('hex').slice(0, 32);
 }

@@ -1,7 +1,8 @@
 /**
  * One pass over token windows that keeps, for every attention head, the
  * first and second moments of its z read through the final norm's cached
- * scale (ẑ = hook_z / ln_final.hook_scale at the same position): all that
+ * scale (ẑ = hook_z / ln_final.hook_scale at the same position, and / the
+ * scale of the norm after attention where the model has one): all that
  * TextSpan needs about the head's outputs (hook_result = z·W_O; see
  * textSpan.ts). Positions 0 of windows that start with BOS are left out (the
  * attention sink's outputs say nothing about the text), as is padding.
@@ -45,6 +46,9 @@ export async function collectHeadMoments(
   const { nLayers: L, nHeads: H, dHead: dh } = model.spec;
   const bos = model.bosTokenId;
   const hooks = [...Array.from({ length: L }, (_, l) => `blocks.${l}.attn.hook_z`), 'ln_final.hook_scale'];
+  // Gemma 2/3 normalise attention's output again before the stream: z is read through that scale too.
+  const postScale = (l: number): string => `blocks.${l}.ln1_post.hook_scale`;
+  if (model.spec.postNorms) for (let l = 0; l < L; l++) hooks.push(postScale(l));
   const sumSecond = Array.from({ length: L }, () => new Float64Array(H * dh * dh));
   const sumFirst = Array.from({ length: L }, () => new Float64Array(H * dh));
   let count = 0;
@@ -72,10 +76,12 @@ export async function collectHeadMoments(
       });
       for (let l = 0; l < L; l++) {
         const z = padded.hooks.get(`blocks.${l}.attn.hook_z`)!;
+        const post = model.spec.postNorms ? padded.hooks.get(postScale(l))!.data : null;
+        const layerWeight = post ? weight.map((w, i) => w / post[i]) : weight;
         const res = await session.run(
           {
             z: { type: 'float32', dims: z.dims, data: z.data },
-            weight: { type: 'float32', dims: [batch.length, T], data: weight },
+            weight: { type: 'float32', dims: [batch.length, T], data: layerWeight },
           },
           ['second', 'first'],
         );

@@ -245,10 +245,19 @@ export function heldoutSampleWindows(modelDir: string): number[][] | null {
   return sample.items.map((item) => item.ids);
 }
 
-/** Each head's output weights as the final norm reads them, [H × d_head × d]: W_O's rows, centred for LayerNorm. */
+/**
+ * Each head's output weights as the final norm reads them, [H × d_head × d]:
+ * W_O's rows, centred for LayerNorm, and through the weight of the norm after
+ * attention where the model has one (Gemma 2/3's ln1_post; its scale per
+ * position is in the head moments, as the final norm's is).
+ */
 function headReadouts(model: HookedModel, layer: number): Float64Array {
   const { nHeads: H, dHead: dh, dModel: d } = model.spec;
   const W = Float64Array.from(readEngineWeight(model, `blocks.${layer}.attn.W_O`)); // [H·dh, d]
+  if (model.spec.postNorms) {
+    const post = readEngineWeight(model, `blocks.${layer}.ln1_post.w`);
+    for (let r = 0; r < H * dh; r++) for (let j = 0; j < d; j++) W[r * d + j] *= post[j];
+  }
   if (model.spec.norm === 'layernorm') {
     for (let r = 0; r < H * dh; r++) {
       let mean = 0;

@@ -133,7 +133,7 @@ export class LensReadout {
       const file = path.join(model.compiled.dir, `graph-lens-readout-${key}.onnx`);
       // Graphs are kilobytes: always rewrite, so a graph never outlives the code that built it.
       writeFileAtomic(file, bytes);
-      s = GraphSession.create(file, { threads: this.threads });
+      s = GraphSession.create(file, { threads: this.threads, prepack: model.prepack });
       s.catch(() => this.sessions.delete(key));
       this.sessions.set(key, s);
     }

@@ -1,13 +1,15 @@
 /**
  * The graph every lens decodes through: rows of the residual stream →
  * (optionally a tuned-lens translator, h + h·Aᵀ + b) → the model's final
- * norm → the unembedding → log-probabilities, reduced inside onnxruntime to
+ * norm → the unembedding (soft-capped as the model caps its logits) →
+ * log-probabilities, reduced inside onnxruntime to
  * what a lens shows: the k most likely tokens, one chosen token's
  * log-probability and rank, and the entropy. Only these small results leave
  * the graph, never the [rows × d_vocab] logits.
  */
 import { ModelSpec } from '../families/spec';
 import { ExternalTensor, GraphBuilder } from '../graph/builder';
+import { softcap } from '../graph/softcap';
 
 export const READOUT_INPUTS = {
   resid: 'resid',
@@ -45,15 +47,17 @@ export function finalNorm(
   return hasW('ln_final.b') ? g.op('Add', [y, w('ln_final.b')]) : y;
 }
 
-/** Logits [rows, d_vocab] from final-norm outputs [rows, d_model]. */
+/** Logits [rows, d_vocab] from final-norm outputs [rows, d_model], soft-capped where the model caps them. */
 export function unembed(
   g: GraphBuilder,
+  spec: ModelSpec,
   y: string,
   w: (name: string) => string,
   hasW: (name: string) => boolean,
 ): string {
   const unembedding = hasW('W_U_T') ? w('W_U_T') : w('W_E');
-  return g.op('Gemm', hasW('b_U') ? [y, unembedding, w('b_U')] : [y, unembedding], { transB: 1 });
+  const logits = g.op('Gemm', hasW('b_U') ? [y, unembedding, w('b_U')] : [y, unembedding], { transB: 1 });
+  return softcap(g, logits, spec.finalSoftcap);
 }
 
 export function buildReadoutGraph(
@@ -79,7 +83,7 @@ export function buildReadoutGraph(
     const b = g.input(READOUT_INPUTS.translatorBias, 'float', [d]);
     x = g.op('Add', [x, g.op('Gemm', [x, A, b], { transB: 1 })]);
   }
-  const logits = unembed(g, finalNorm(g, spec, x, w, hasW), w, hasW);
+  const logits = unembed(g, spec, finalNorm(g, spec, x, w, hasW), w, hasW);
   const last = g.constI64([-1]);
   const logprobs = g.op('Sub', [logits, g.op('ReduceLogSumExp', [logits, last], { keepdims: 1 })]);
   const [topV, topI] = g.node('TopK', [logprobs, k], { axis: -1, largest: 1, sorted: 1 }, 2);

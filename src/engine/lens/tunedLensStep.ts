@@ -6,10 +6,11 @@
  *
  * Forward, for hidden states h [n × d] and the final stream f [n × d]:
  *   u = h + h·Wᵀ + b                       (tuned-lens's residual nn.Linear)
- *   q = softmax(W_U · N(u)),  p = softmax(W_U · N(f))
+ *   q = softmax(C(W_U · N(u))),  p = softmax(C(W_U · N(f)))
+ *   (C the model's final soft-cap cap·tanh(x/cap), the identity for most models)
  *   loss = mean_n KL(p ‖ q) = mean_n Σ_v p_v (log p_v − log q_v)
  * Backward:
- *   ∂/∂logits = (q − p) / n;  ∂/∂y = that · W_U;  ∂/∂n̂ = ∂/∂y ⊙ w_ln
+ *   ∂/∂logits = (q − p) / n ⊙ (1 − (C/cap)²);  ∂/∂y = that · W_U;  ∂/∂n̂ = ∂/∂y ⊙ w_ln
  *   LayerNorm (n̂ = c/s, c = u − mean u, s = √(mean c² + ε)):
  *     ∂/∂u = (∂n̂ − mean(∂n̂) − n̂·mean(∂n̂ ⊙ n̂)) / s
  *   RMSNorm (n̂ = u/s, s = √(mean u² + ε)):  ∂/∂u = (∂n̂ − n̂·mean(∂n̂ ⊙ n̂)) / s
@@ -85,14 +86,21 @@ export function buildTunedLensStepGraph(
   if (hasW('ln_final.b')) y = g.op('Add', [y, w('ln_final.b')]);
   const logSoftmax = (logits: string): string =>
     g.op('Sub', [logits, g.op('ReduceLogSumExp', [logits, last], { keepdims: 1 })]);
-  const logq = logSoftmax(unembed(g, y, w, hasW));
-  const logp = logSoftmax(unembed(g, finalNorm(g, spec, final, w, hasW), w, hasW));
+  const zq = unembed(g, spec, y, w, hasW);
+  const logq = logSoftmax(zq);
+  const logp = logSoftmax(unembed(g, spec, finalNorm(g, spec, final, w, hasW), w, hasW));
   const p = g.op('Exp', [logp]);
   const klRows = g.op('ReduceSum', [g.op('Mul', [p, g.op('Sub', [logp, logq])]), last], { keepdims: 0 });
   g.op('Div', [g.op('ReduceSum', [klRows], { keepdims: 0 }), n], {}, 'kl');
 
   // ---- backward ----
-  const gLogits = g.op('Div', [g.op('Sub', [g.op('Exp', [logq]), p]), n]); // [n, V]
+  let gLogits = g.op('Div', [g.op('Sub', [g.op('Exp', [logq]), p]), n]); // [n, V]
+  const cap = spec.finalSoftcap;
+  if (cap !== null) {
+    // Through the soft-cap z = cap·tanh(x/cap): ∂z/∂x = 1 − (z/cap)².
+    const t = g.op('Div', [zq, f32(cap)]);
+    gLogits = g.op('Mul', [gLogits, g.op('Sub', [f32(1), g.op('Mul', [t, t])])]);
+  }
   const unembedding = hasW('W_U_T') ? w('W_U_T') : w('W_E'); // [V, d]
   const gY = g.op('MatMul', [gLogits, unembedding]); // [n, d]
   const gN = g.op('Mul', [gY, w('ln_final.w')]);

@@ -88,7 +88,7 @@ export async function trainTunedLens(
 
   const file = path.join(model.compiled.dir, 'graph-lens-tuned-step.onnx');
   writeFileAtomic(file, buildTunedLensStepGraph(spec, model.compiled.weights, WEIGHTS_FILE));
-  const session = await GraphSession.create(file, { threads: options.threads ?? 0 });
+  const session = await GraphSession.create(file, { threads: options.threads ?? 0, prepack: model.prepack });
 
   // Parameters and Adam moments per layer, in two alternating sets (an output never overwrites an input being read).
   const makeSet = (): Record<string, Tensor> => ({

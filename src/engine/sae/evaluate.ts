@@ -16,6 +16,9 @@ import { contextWindows } from './activations';
 import { Sae } from './sae';
 import { attachSae } from './splice';
 
+/** Logits per run (f32 elements, 256 MiB): bounds the windows evaluated together. */
+const MAX_LOGIT_ELEMENTS = 1 << 26;
+
 export interface EvaluateOptions {
   readonly corpus: string;
   readonly contextSize?: number;
@@ -51,7 +54,10 @@ export async function evaluateSae(
   const { dIn, dSae } = sae.config;
   const ctx = Math.min(options.contextSize ?? sae.config.contextSize ?? 128, model.spec.nCtx);
   const maxTokens = options.maxTokens ?? 100_000;
-  const perRun = options.windowsPerRun ?? 8;
+  // Three runs' [windows, ctx, d_vocab] logits are held at once: a 256k vocabulary takes fewer windows per run.
+  const perRun =
+    options.windowsPerRun ??
+    Math.max(1, Math.min(8, Math.floor(MAX_LOGIT_ELEMENTS / (ctx * model.spec.dVocab))));
   const bos = model.tokenizer?.bosTokenId ?? null;
   const fires = new Float64Array(dSae);
   let tokens = 0;

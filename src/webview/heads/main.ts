@@ -195,6 +195,14 @@ function header(): TemplateResult {
       After <code class="tok">${visible(a.token)}</code>
       <span class="where">${a.file}:${a.line}:${a.column}</span>: what each head writes directly into ${what}
       = <b>${a.logit.toFixed(2)}</b>
+      ${
+        a.cappedLogit === null
+          ? nothing
+          : html`<span class="where"
+              >(before the model's final soft-cap, as attribution is linear; after it:
+              ${a.cappedLogit.toFixed(2)})</span
+            >`
+      }
     </p>
     ${attributionNote ? html`<p class="error" role="alert">${attributionNote}</p>` : nothing}`;
 }
