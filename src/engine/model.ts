@@ -116,11 +116,12 @@ export class HookedModel {
   }
 
   /**
-   * The BOS id windows of text start with; null for none. The tokenizer's wins because it is the id
-   * `tokenize` prepends; it is null where the tokenizer's own template adds BOS (Llama), and then the config's.
+   * The BOS id windows of text start with; null for none. With a tokenizer it is the one `tokenize`
+   * prepends (null for tokenizers without BOS, such as Qwen's, whatever the config's `bos_token_id`);
+   * the config's only for a checkpoint without a tokenizer.
    */
   get bosTokenId(): number | null {
-    return this.tokenizer?.bosTokenId ?? this.spec.bosTokenId;
+    return this.tokenizer ? this.tokenizer.bosTokenId : this.spec.bosTokenId;
   }
 
   /** Tokens of a text exactly as `run` feeds them, with UTF-16 spans. */

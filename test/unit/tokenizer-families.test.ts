@@ -16,6 +16,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { HookedModel } from '../../src/engine/model';
 import { TextTokenizer, Token } from '../../src/engine/tokenizer';
 import { FIXTURES, tempDir } from './helpers';
 
@@ -321,4 +322,29 @@ describe('family tokenizers: spans and BOS', () => {
     const crlf = await gemma.encode('a\r\nb', { prependBos: false });
     assert.ok(crlf.some((t) => t.text === '\r') && crlf.some((t) => t.text === '\n'));
   });
+});
+
+describe("the model's BOS is the one its tokenizer prepends", () => {
+  // The views that window text (lens, TextSpan, tuned-lens training) start each window with
+  // HookedModel.bosTokenId; it must agree with what `tokenize` feeds the model.
+  for (const [fixture, config] of [
+    ['qwen3', 'no BOS, though config.json names a bos_token_id'],
+    ['llama3', 'BOS from the template'],
+    ['gemma2', 'BOS from tokenizer_config.json'],
+  ] as const) {
+    it(`${fixture}: ${config}`, async () => {
+      const model = await HookedModel.open(path.join(FIXTURES, fixture), {
+        cacheDir: tempDir('loupe-bos-'),
+        threads: 1,
+      });
+      try {
+        const tokens = await model.tokenize('a b');
+        const first = tokens[0];
+        const prepended = first.start === 0 && first.end === 0 ? first.id : null;
+        assert.equal(model.bosTokenId, prepended);
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
 });
