@@ -35,6 +35,7 @@ describe('transcoder training step vs PyTorch autograd', () => {
         adamEps: num('adam_eps'),
         clipNorm: num('clip_norm'),
         transcoder: true,
+        topkWithoutRelu: true,
         skip,
         bandwidth: num('bandwidth'),
       };

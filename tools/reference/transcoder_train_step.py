@@ -3,7 +3,8 @@ of the engine's hand-derived backward pass): writes inputs and expected outputs
 for test/unit/transcoder-train-step.test.ts.
 
 A transcoder reads an MLP's input x and predicts its output y:
-y_hat = dec(enc(x)) [+ x @ W_skip.T]. JumpReLU's threshold gets the
+y_hat = dec(enc(x)) [+ x @ W_skip.T]. TopK keeps the k largest pre-activations
+as they are, as circuit-tracer's TopK does. JumpReLU's threshold gets the
 straight-through pseudo-derivatives of Rajamanoharan et al. 2024 (rectangle
 kernel), written here as autograd Functions the way SAELens writes them.
 
@@ -78,8 +79,10 @@ def step(arch, skip, inputs):
     if arch == "relu":
         f = torch.relu(pre)
     elif arch == "topk":
+        # circuit-tracer's TopK: the k largest pre-activations as they are (no ReLU).
         vals, idx = pre.topk(K, dim=-1)
-        f = torch.zeros_like(pre).scatter(-1, idx, torch.relu(vals))
+        f = torch.zeros_like(pre).scatter(-1, idx, vals)
+        chosen = torch.zeros_like(pre).scatter(-1, idx, torch.ones_like(vals))
     else:
         theta = p["log_threshold"].exp()
         f = JumpReLU.apply(pre, theta)
@@ -98,8 +101,8 @@ def step(arch, skip, inputs):
         fired = (pre > theta).double().sum(0).detach()
     else:
         sparsity = zero
-        l0 = (f > 0).double().sum(-1).mean()
-        fired = (f > 0).double().sum(0)
+        l0 = chosen.sum(-1).mean()
+        fired = chosen.sum(0)
         dead = inputs["dead"].bool()
         # The auxiliary loss is taken over the first AUX_ROWS rows: the residual of the
         # prediction (skip term included), held fixed.
@@ -156,6 +159,9 @@ def main():
             "t": torch.tensor(3.0, dtype=torch.float64),
             "dead": (torch.rand(S, generator=g) < 0.5).double(),
         }
+        if arch == "topk":
+            # Some rows' k largest pre-activations negative: kept as they are, not ReLU'd.
+            inputs["b_enc"] = inputs["b_enc"] - 2.0
         if skip:
             inputs["W_skip"] = r(D, D) * 0.2
         if arch == "jumprelu":

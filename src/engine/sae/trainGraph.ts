@@ -14,7 +14,7 @@
  * Architectures (ŷ = f W_dec + b_dec [+ x W_skipᵀ], t the target):
  *  - relu: f = relu(x W_enc + b_enc),
  *    loss = mean_b ‖t − ŷ‖² + λ · mean_b Σ_i f_i ‖W_dec,i‖ (Anthropic, April 2024).
- *  - topk: f = relu(topk_k(x W_enc + b_enc)), loss = mean_b ‖t − ŷ‖² +
+ *  - topk: f = relu(topk_k(x W_enc + b_enc)) (or topk_k(…) as it is), loss = mean_b ‖t − ŷ‖² +
  *    α · mean_b ‖e − ê‖², where e = t − ŷ (held fixed) and ê decodes the
  *    k_aux largest pre-activations of the dead latents (Gao et al. 2024);
  *    decoder rows are renormalised to unit length after each step.
@@ -49,6 +49,11 @@ export interface TrainGraphSpec {
   readonly transcoder?: boolean;
   /** A transcoder with a skip term x W_skipᵀ (W_skip [d, d]). */
   readonly skip?: boolean;
+  /**
+   * TopK keeps the k largest pre-activations as they are (circuit-tracer's TopK,
+   * which transcoder sets are read with) instead of their ReLU (Gao et al.).
+   */
+  readonly topkWithoutRelu?: boolean;
   /** JumpReLU: the straight-through estimator's kernel width ε. */
   readonly bandwidth?: number;
 }
@@ -307,8 +312,8 @@ function topkBody(ctx: StepContext): StepBody {
   const s = spec.dSae;
   const pre = g.op('Gemm', [x, P.W_enc, P.b_enc]); // [B, s]
   const [vals, idx] = g.node('TopK', [pre, g.constI64([spec.k])], { axis: -1 }, 2); // [B, k]
-  const act = g.op('Relu', [vals]);
-  const actMask = g.op('Cast', [g.op('Greater', [vals, f32(0)])], { to: 1 });
+  const act = spec.topkWithoutRelu ? vals : g.op('Relu', [vals]);
+  const actMask = g.op('Cast', [g.op('Greater', [vals, f32(spec.topkWithoutRelu ? -3.4e38 : 0)])], { to: 1 });
   const rows = g.op('Gather', [P.W_dec, idx], { axis: 0 }); // [B, k, d]
   const decode = (a: string, r: string): string =>
     g.op('ReduceSum', [g.op('Mul', [g.op('Unsqueeze', [a, axes(-1)]), r]), axes(1)], { keepdims: 0 });
