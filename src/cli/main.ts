@@ -11,7 +11,7 @@ import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { Sae } from '../engine/sae/sae';
 import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
-import { TrainProgress, trainSae } from '../engine/sae/trainer';
+import { trainSae } from '../engine/sae/trainer';
 import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
 import { FeatureDatabase } from '../engine/features/database';
 import { FeatureContext, FeatureDashboard } from '../engine/features/types';
@@ -33,6 +33,8 @@ import {
 import { runAndExit } from './exit';
 import { headsCommand } from './heads';
 import { lensCommand } from './lens';
+import { reportProgress, withStopSignal } from './trainingProgress';
+import { evalTranscoderCommand, trainTranscoderCommand } from './transcoders';
 import { probeCommand } from './probe';
 import { ablateCommand, occludeCommand, patchCommand, steerCommand, tcavCommand } from './causal';
 
@@ -46,6 +48,8 @@ const COMMANDS: Readonly<Record<string, CliCommand>> = {
   ablate: ablateCommand,
   occlude: occludeCommand,
   steer: steerCommand,
+  'train-transcoder': trainTranscoderCommand,
+  'eval-transcoder': evalTranscoderCommand,
 };
 
 const USAGE = `usage: loupe <command> [options]
@@ -376,31 +380,19 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
     throw new LoupeError('--l1 goes with --arch relu');
   if (settings.expansion !== undefined && settings.dSae !== undefined)
     throw new LoupeError('give --expansion or --d-sae, not both');
+  const paths = { hook: flags.hook, corpus: flags.corpus, outDir: flags.out };
   const model = await openModel(flags);
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    process.stderr.write('\nstopping at the next step; a checkpoint will be written\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   try {
-    const result = await trainSae(model, {
-      hook: flags.hook,
-      corpus: flags.corpus,
-      outDir: flags.out,
-      architecture: arch,
-      ...settings,
-      resume: flags.resume,
-      signal: controller.signal,
-      onProgress: (p) => {
-        // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
-        if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
-        else if (p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
-          process.stderr.write(`${progressLine(p)}\n`);
-        }
-      },
-    });
+    const result = await withStopSignal((signal) =>
+      trainSae(model, {
+        ...paths,
+        architecture: arch,
+        ...settings,
+        resume: flags.resume,
+        signal,
+        onProgress: reportProgress,
+      }),
+    );
     process.stderr.write('\n');
     if (result.cancelled) {
       process.stderr.write(`stopped at step ${result.steps}; continue with the same command and --resume\n`);
@@ -411,8 +403,6 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
       );
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await model.dispose();
   }
 }
@@ -560,20 +550,6 @@ function renderDashboard(d: FeatureDashboard): string {
     for (const c of b.samples) lines.push(`  ${c.act.toPrecision(3).padStart(8)}  ${ctx(c)}   ${c.source}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-function progressLine(p: TrainProgress): string {
-  const width = 24;
-  const done = Math.round((p.step / p.steps) * width);
-  const eta =
-    p.etaSeconds < 90
-      ? `${Math.round(p.etaSeconds)}s`
-      : `${Math.floor(p.etaSeconds / 60)}m${String(Math.round(p.etaSeconds % 60)).padStart(2, '0')}s`;
-  return (
-    `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${((100 * p.step) / p.steps).toFixed(0).padStart(3)}% ` +
-    `step ${p.step}/${p.steps} | ${Math.round(p.activationsPerSecond)} act/s | loss ${p.loss.toFixed(3)} | ` +
-    `FVU ${p.fvu.toFixed(3)} | L0 ${p.l0.toFixed(1)} | dead ${(100 * p.deadFraction).toFixed(1)}% | ETA ${eta}  `
-  );
 }
 
 runAndExit(() => main(process.argv.slice(2)));
