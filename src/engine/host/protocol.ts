@@ -178,6 +178,45 @@ const folderAndJobMethods = {
       seconds: num,
     }),
   },
+  /** Trains per-layer transcoders (transcoders/trainer.ts) into a circuit-tracer set; cancelling stops at a checkpoint that `resume` continues. */
+  trainTranscoders: {
+    params: object({
+      ...jobModel,
+      /** The layers to train; empty for every layer. */
+      layers: arrayOf(nonNegInt),
+      corpus: str,
+      outDir: str,
+      architecture: literal('topk', 'relu', 'jumprelu'),
+      skip: bool,
+      expansion: num,
+      k: nonNegInt,
+      trainingTokens: nonNegInt,
+      batchSize: nullable(nonNegInt),
+      contextSize: nullable(nonNegInt),
+      checkpointEvery: nullable(nonNegInt),
+      seed: nullable(nonNegInt),
+      resume: bool,
+    }),
+    result: object({
+      outDir: str,
+      steps: nonNegInt,
+      tokens: nonNegInt,
+      /** The last step's figures, each the mean over layers. */
+      metrics: nullable(
+        object({
+          step: nonNegInt,
+          steps: nonNegInt,
+          loss: num,
+          fvu: num,
+          l0: num,
+          deadFraction: num,
+          activationsPerSecond: num,
+        }),
+      ),
+      layers: arrayOf(object({ layer: nonNegInt, fvu: num, l0: num, deadFraction: num })),
+      seconds: num,
+    }),
+  },
   /** Builds an SAE's feature database (features/build.ts) in its folder, swapped in whole when complete. */
   buildDashboards: {
     params: object({

@@ -20,7 +20,13 @@ import {
 } from './protocol';
 import { causalRequest } from './causalRequests';
 import { describeFolders } from './folders';
-import { buildDashboardsJob, exportActivationsJob, trainSaeJob, trainTunedLensJob } from './jobs';
+import {
+  buildDashboardsJob,
+  exportActivationsJob,
+  trainSaeJob,
+  trainTranscodersJob,
+  trainTunedLensJob,
+} from './jobs';
 import { EngineSession, Progress, StaleError } from './session';
 
 const session = new EngineSession();
@@ -207,6 +213,10 @@ async function dispatch(
       return describeFolders(engineMethods.describeFolders.params.parse(rawParams, 'params'));
     case 'trainSae':
       return trainSaeJob(engineMethods.trainSae.params.parse(rawParams, 'params'), signal.abort, progress);
+    case 'trainTranscoders': {
+      const params = engineMethods.trainTranscoders.params.parse(rawParams, 'params');
+      return trainTranscodersJob(params, signal.abort, progress);
+    }
     case 'buildDashboards': {
       const params = engineMethods.buildDashboards.params.parse(rawParams, 'params');
       return buildDashboardsJob(params, signal.abort, progress);
