@@ -9,7 +9,6 @@ import { seededUniform } from '../engine/random';
 import { HookSelection, hookShape } from '../engine/hooks';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { Sae } from '../engine/sae/sae';
-import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
 import { trainSae } from '../engine/sae/trainer';
 import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
@@ -31,6 +30,7 @@ import {
   threadsOption,
 } from './common';
 import { runAndExit } from './exit';
+import { featuresCommand } from './features';
 import { headsCommand } from './heads';
 import { lensCommand } from './lens';
 import { reportProgress, withStopSignal } from './trainingProgress';
@@ -48,6 +48,7 @@ const COMMANDS: Readonly<Record<string, CliCommand>> = {
   ablate: ablateCommand,
   occlude: occludeCommand,
   steer: steerCommand,
+  features: featuresCommand,
   'train-transcoder': trainTranscoderCommand,
   'eval-transcoder': evalTranscoderCommand,
 };
@@ -61,8 +62,6 @@ commands:
       one forward pass; writes 'logits' [1, T, d_vocab] and each hook (f32, TransformerLens shapes)
   hooks --model DIR [--json]
       the model's hook points and their shapes
-  features --model DIR --sae DIR --text FILE [--top K] [--json] [--no-bos]
-      each token (as 'tokenize' prints it) with the K largest positive SAE feature activations (default 10)
   train-sae --model DIR --hook NAME --corpus PATH --out DIR [--arch topk|relu] [--expansion E | --d-sae N]
             [--k K] [--l1 C] [--lr LR] [--batch TOKENS] [--tokens TOTAL] [--context N] [--checkpoint-every STEPS]
             [--seed S] [--resume]
@@ -174,8 +173,6 @@ async function main(argv: string[]): Promise<void> {
       return run(flags);
     case 'hooks':
       return listHooks(flags);
-    case 'features':
-      return features(flags);
     case 'eval-sae':
       return evalSaeCommand(flags);
     case 'train-sae':
@@ -255,48 +252,6 @@ async function listHooks(flags: Flags): Promise<void> {
     else for (const r of rows) process.stdout.write(`${r.name}\t[${r.shape.join(', ')}]\n`);
   } finally {
     await model.dispose();
-  }
-}
-
-async function features(flags: Flags): Promise<void> {
-  if (!flags.sae)
-    throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
-  const top = positiveInt(flags.top ?? '10', '--top');
-  const threads = threadsOption(flags.threads);
-  const sae = Sae.load(flags.sae, { threads });
-  for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
-  if (sae.config.prependBos !== null && sae.config.prependBos === Boolean(flags['no-bos'])) {
-    const advice = sae.config.prependBos ? 'drop --no-bos' : 'pass --no-bos';
-    process.stderr.write(
-      `loupe: warning: the SAE was trained with prepend_bos ${sae.config.prependBos}; ${advice} to match\n`,
-    );
-  }
-  const model = await openModel(flags);
-  try {
-    const text = readContextText(model, flags.text, '--text', 'refuse');
-    const attached = attachSae(model, sae);
-    const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
-    if (tokens.length === 0)
-      throw new LoupeError(`${flags.text}: the text has no tokens (is the file empty?)`);
-    const [acts] = await saeFeatures(attached, [tokens.map((t) => t.id)]);
-    const best = topFeatures(acts, top);
-    const rows = tokens.map((t, i) => ({
-      id: t.id,
-      text: t.text,
-      start: t.start,
-      end: t.end,
-      features: best[i].map((f) => ({ index: f.index, act: f.act })),
-    }));
-    if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else {
-      for (const r of rows) {
-        const list = r.features.map((f) => `${f.index}:${f.act.toPrecision(4)}`).join(' ');
-        process.stdout.write(`${r.id}\t${r.start}\t${r.end}\t${JSON.stringify(r.text)}\t${list}\n`);
-      }
-    }
-  } finally {
-    await model.dispose();
-    await sae.dispose();
   }
 }
 

@@ -39,8 +39,10 @@ export function fitDictionary(model: HookedModel, dictionary: Dictionary): Fitte
       return { coder, hook: attached.hook, inputScale: null, attached };
     }
     if (coder.layer !== null && coder.layer >= nLayers) {
+      const of =
+        dictionary.coders.length > 1 ? ` of a ${dictionary.coders.length}-layer ${dictionary.format}` : '';
       throw new LoupeError(
-        `${who}: the dictionary has a coder for layer ${coder.layer} (${dictionary.coders.length} in all), but model ${modelName} has ${nLayers} layers`,
+        `${who}: reads layer ${coder.layer}${of} (${coder.input.hook}), but model ${modelName} has ${nLayers} layers (0..${nLayers - 1})`,
       );
     }
     const hook = model.hookTable.find((h) => h.name === coder.input.hook);

@@ -53,6 +53,7 @@ export function openDictionary(p: string, options: OpenDictionaryOptions = {}): 
     regularFileSize(p, 'Gemma Scope file');
     return openGemmaScope(p, hook);
   }
+  if (!fs.existsSync(p)) throw new LoupeError(`${p}: no such SAE folder (nor transcoder or dictionary file)`);
   checkFolder(p, 'dictionary folder');
   if (isTranscoderSetFolder(p)) {
     const set = openTranscoders(p);
