@@ -360,7 +360,8 @@ export class ModelTree
     let summary: string;
     if (c) {
       // The hook first: it is what tells SAEs of one model apart.
-      summary = `${c.hook} · ${c.architecture}${c.k !== null ? ` k=${c.k}` : ''} · ${c.dSae.toLocaleString('en-US')} features`;
+      summary = `${hooksText(c)} · ${formatText(c)}${c.architecture}${c.k !== null ? ` k=${c.k}` : ''} · ${c.dSae.toLocaleString('en-US')} features`;
+      if (c.l0 !== null && c.k === null) summary += ` · L0 ${c.l0}`;
       if (c.hasFeatureDatabase) summary += ' · dashboards';
     } else if (folder.checkpoint && !folder.problem) {
       summary = `training stopped at step ${folder.checkpoint.step} of ${folder.checkpoint.steps}`;
@@ -380,7 +381,7 @@ export class ModelTree
     md.appendMarkdown(`**${escape(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
     if (c) {
       md.appendMarkdown(
-        `${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at \`${c.hook}\`, d_in ${c.dIn} → d_sae ${c.dSae} ` +
+        `${formatText(c)}${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at \`${hooksText(c)}\`, d_in ${c.dIn} → d_sae ${c.dSae} ` +
           `(${(c.dSae / c.dIn).toFixed(c.dSae % c.dIn === 0 ? 0 : 1)}×)` +
           (c.modelName ? `, trained on ${escape(c.modelName)}` : '') +
           `  \n${c.hasFeatureDatabase ? 'Has feature dashboards' : 'No feature dashboards yet'}` +
@@ -401,11 +402,12 @@ export class ModelTree
     item.tooltip = md;
     item.contextValue = contextValue('sae', {
       loaded,
-      loadable: !loaded && c !== null && folder.problem === null,
+      // The editor's session loads SAELens SAEs; the other formats are read by `loupe features` for now.
+      loadable: !loaded && c !== null && c.format === 'saelens' && folder.problem === null,
       added: origins.added,
-      config: c !== null,
+      config: c !== null && hasConfigFile(c.format),
       resumable,
-      dashboards: c !== null && folder.problem === null && fitsLoaded,
+      dashboards: c !== null && c.format === 'saelens' && folder.problem === null && fitsLoaded,
     });
     return item;
   }
@@ -481,8 +483,11 @@ function saeDetails(f: SaeFolder, loadedModel: string | null): ModelTreeNode[] {
   const rows: [string, string][] = [];
   const c = f.config;
   if (c) {
+    if (c.format !== 'saelens') rows.push(['format', c.format]);
     rows.push(['architecture', `${c.architecture}${c.k !== null ? ` · k ${c.k}` : ''}`]);
-    rows.push(['hook', c.hook]);
+    rows.push([c.outputHook ? 'hooks' : 'hook', hooksText(c)]);
+    if (c.layers > 1) rows.push(['layers', String(c.layers)]);
+    if (c.l0 !== null) rows.push(['L0', String(c.l0)]);
     rows.push(['d_in → d_sae', `${c.dIn} → ${c.dSae.toLocaleString('en-US')}`]);
     if (c.modelName) rows.push(['model', c.modelName]);
     if (c.trainingTokens !== null)
@@ -557,7 +562,14 @@ export function registerModelTree(
     'loupe.models.openConfig': (arg) => {
       const f = nodeFolder(arg);
       if (!f) return;
-      const file = path.join(f.dir, f.kind === 'model' ? 'config.json' : 'cfg.json');
+      // A transcoder set's config is its config.yaml; Gemma Scope folders have none (the item offers no Open Config).
+      const config =
+        f.kind === 'model'
+          ? 'config.json'
+          : fs.existsSync(path.join(f.dir, 'config.yaml'))
+            ? 'config.yaml'
+            : 'cfg.json';
+      const file = path.join(f.dir, config);
       return vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true });
     },
     'loupe.models.copyPath': (arg) => {
@@ -616,4 +628,22 @@ export async function addFolderTo(tree: ModelTree, dirIn: string, kind: 'model' 
     await tree.getChildren({ kind: 'group', group: as === 'model' ? 'models' : 'saes' })
   ).find((n) => (n.kind === 'model' || n.kind === 'sae') && n.folder.dir === dir);
   if (node) await tree.view.reveal(node, { select: true, focus: false });
+}
+
+type DictionaryConfig = NonNullable<SaeFolder['config']>;
+
+/** The hook a dictionary reads, and where it writes when that differs (layer 0's for a set). */
+function hooksText(c: DictionaryConfig): string {
+  const hooks = c.outputHook ? `${c.hook} → ${c.outputHook}` : c.hook;
+  return c.layers > 1 ? `${hooks} (× ${c.layers} layers)` : hooks;
+}
+
+/** The format's name before the architecture, for anything but SAELens's SAEs. */
+function formatText(c: DictionaryConfig): string {
+  return c.format === 'saelens' ? '' : `${c.format} `;
+}
+
+/** Gemma Scope folders have no config file to open; every other format has one (cfg.json or config.yaml). */
+function hasConfigFile(format: string): boolean {
+  return format !== 'gemma-scope';
 }

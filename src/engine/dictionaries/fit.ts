@@ -6,9 +6,10 @@
  * forward pass.
  */
 import { LoupeError } from '../errors';
-import { HookPoint, hookShape } from '../hooks';
+import { ModelSpec } from '../families/spec';
+import { HookPoint, hookPoints, hookShape } from '../hooks';
 import { HookedModel } from '../model';
-import { AttachedSae, attachSae, saeFeatures } from '../sae/splice';
+import { AttachedSae, attachSae, saeFeatures, saeFitsModel } from '../sae/splice';
 import { Tensor } from '../tensor';
 import { Dictionary, SparseCoder } from './dictionary';
 import { isSaelensCoder } from './open';
@@ -29,48 +30,14 @@ export interface FittedDictionary {
 }
 
 export function fitDictionary(model: HookedModel, dictionary: Dictionary): FittedDictionary {
-  const modelName = model.checkpoint.dir;
-  const nLayers = model.spec.nLayers;
   const coders = dictionary.coders.map((coder, i): FittedCoder => {
-    const who =
-      dictionary.coders.length > 1 ? `${dictionary.path} layer ${coder.layer ?? i}` : dictionary.path;
     if (isSaelensCoder(coder)) {
       const attached = attachSae(model, coder.sae);
       return { coder, hook: attached.hook, inputScale: null, attached };
     }
-    if (coder.layer !== null && coder.layer >= nLayers) {
-      const of =
-        dictionary.coders.length > 1 ? ` of a ${dictionary.coders.length}-layer ${dictionary.format}` : '';
-      throw new LoupeError(
-        `${who}: reads layer ${coder.layer}${of} (${coder.input.hook}), but model ${modelName} has ${nLayers} layers (0..${nLayers - 1})`,
-      );
-    }
-    const hook = model.hookTable.find((h) => h.name === coder.input.hook);
-    if (!hook) {
-      throw new LoupeError(
-        `${who}: reads hook '${coder.input.hook}', which model ${modelName} does not have (see 'loupe hooks --model DIR')`,
-      );
-    }
-    const width = inputWidth(model, hook, coder.input.flattenHeads);
-    if (width !== coder.dIn) {
-      throw new LoupeError(
-        `${who}: d_in is ${coder.dIn}, but model ${modelName} has width ${width} at ${hook.name}; the dictionary was made for another model`,
-      );
-    }
-    for (const out of coder.outputHooks) {
-      const o = model.hookTable.find((h) => h.name === out);
-      if (!o) {
-        throw new LoupeError(
-          `${who}: writes to hook '${out}', which model ${modelName} does not have (${nLayers} layers)`,
-        );
-      }
-      const w = inputWidth(model, o, o.name.endsWith('.attn.hook_z'));
-      if (w !== coder.dOut) {
-        throw new LoupeError(
-          `${who}: d_out is ${coder.dOut}, but model ${modelName} has width ${w} at ${out}`,
-        );
-      }
-    }
+    const problem = coderMismatch(model.spec, model.checkpoint.dir, dictionary, i);
+    if (problem) throw new LoupeError(problem);
+    const hook = model.hookTable.find((h) => h.name === coder.input.hook)!;
     return {
       coder,
       hook,
@@ -79,6 +46,43 @@ export function fitDictionary(model: HookedModel, dictionary: Dictionary): Fitte
     };
   });
   return { dictionary, model, coders };
+}
+
+/** Whether every coder of the dictionary reads and writes hooks the model has, at their widths. */
+export function dictionaryFitsModel(spec: ModelSpec, dictionary: Dictionary): boolean {
+  return dictionary.coders.every((c, i) =>
+    isSaelensCoder(c) ? saeFitsModel(spec, c.sae.config) : coderMismatch(spec, '', dictionary, i) === null,
+  );
+}
+
+/** Why coder `i` does not fit the model, naming both sides; null when it fits. */
+function coderMismatch(spec: ModelSpec, modelName: string, dictionary: Dictionary, i: number): string | null {
+  const coder = dictionary.coders[i];
+  const table = hookPoints(spec);
+  const nLayers = spec.nLayers;
+  const who = dictionary.coders.length > 1 ? `${dictionary.path} layer ${coder.layer ?? i}` : dictionary.path;
+  if (coder.layer !== null && coder.layer >= nLayers) {
+    const of =
+      dictionary.coders.length > 1 ? ` of a ${dictionary.coders.length}-layer ${dictionary.format}` : '';
+    return `${who}: reads layer ${coder.layer}${of} (${coder.input.hook}), but model ${modelName} has ${nLayers} layers (0..${nLayers - 1})`;
+  }
+  const hook = table.find((h) => h.name === coder.input.hook);
+  if (!hook) {
+    return `${who}: reads hook '${coder.input.hook}', which model ${modelName} does not have (see 'loupe hooks --model DIR')`;
+  }
+  const width = hookWidth(spec, hook, coder.input.flattenHeads);
+  if (width !== coder.dIn) {
+    return `${who}: d_in is ${coder.dIn}, but model ${modelName} has width ${width} at ${hook.name}; the dictionary was made for another model`;
+  }
+  for (const out of coder.outputHooks) {
+    const o = table.find((h) => h.name === out);
+    if (!o)
+      return `${who}: writes to hook '${out}', which model ${modelName} does not have (${nLayers} layers)`;
+    const w = hookWidth(spec, o, o.name.endsWith('.attn.hook_z'));
+    if (w !== coder.dOut)
+      return `${who}: d_out is ${coder.dOut}, but model ${modelName} has width ${w} at ${out}`;
+  }
+  return null;
 }
 
 /** One coder's run over a text: its input rows [T, d_in] and feature activations [T, width]. */
@@ -120,8 +124,8 @@ export async function dictionaryFeatures(
   return out;
 }
 
-function inputWidth(model: HookedModel, hook: HookPoint, flattenHeads: boolean): number {
-  const shape = hookShape(model.spec, hook, 1, 1);
+function hookWidth(spec: ModelSpec, hook: HookPoint, flattenHeads: boolean): number {
+  const shape = hookShape(spec, hook, 1, 1);
   return flattenHeads ? shape.slice(2).reduce((a, d) => a * d, 1) : shape[shape.length - 1];
 }
 

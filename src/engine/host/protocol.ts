@@ -112,11 +112,20 @@ export const saeFolder = object({
   foundIn: nullable(str),
   config: nullable(
     object({
+      /** 'saelens', 'saelens-transcoder', 'gemma-scope', 'sparsify', 'transcoder-set', 'cross-layer-transcoder'. */
+      format: str,
       architecture: str,
+      /** The hook it reads (layer 0's, for a set). */
       hook: str,
+      /** Where a transcoder writes (layer 0's, for a set); null when it rebuilds its input hook. */
+      outputHook: nullable(str),
+      /** 1, or the layers of a transcoder set or CLT. */
+      layers: nonNegInt,
       dIn: nonNegInt,
       dSae: nonNegInt,
       k: nullable(nonNegInt),
+      /** The average L0 the files state (Gemma Scope's folder name) or TopK's k; null where unknown. */
+      l0: nullable(num),
       modelName: nullable(str),
       contextSize: nullable(nonNegInt),
       trainedByLoupe: bool,
