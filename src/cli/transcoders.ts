@@ -4,7 +4,6 @@
  * circuit-tracer transcoder set; `loupe eval-transcoder`: how well a set
  * stands in for the MLPs.
  */
-import { openTranscoderSet } from '../engine/dictionaries/transcoderSet';
 import { LoupeError } from '../engine/errors';
 import { evaluateTranscoders } from '../engine/transcoders/evaluate';
 import { parseTranscoderLayers } from '../engine/transcoders/hooks';
@@ -150,13 +149,12 @@ async function evaluate(values: OptionValues): Promise<void> {
   const maxTokens = positiveInt(stringOption(values, 'tokens'), '--tokens');
   const contextSize = positiveInt(stringOption(values, 'context'), '--context');
   const threads = threadsOption(stringOption(values, 'threads'));
-  const set = openTranscoderSet(dir);
   const model = await openModel({
     model: stringOption(values, 'model'),
     threads: stringOption(values, 'threads'),
   });
   try {
-    const r = await evaluateTranscoders(model, set, { corpus, maxTokens, contextSize, threads });
+    const r = await evaluateTranscoders(model, dir, { corpus, maxTokens, contextSize, threads });
     if (values.json === true) {
       process.stdout.write(
         `${JSON.stringify({

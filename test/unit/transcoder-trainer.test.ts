@@ -120,7 +120,7 @@ describe('transcoder trainer', function () {
     assert.ok(sqErr < 0.5 * total, `squared error ${sqErr} of ${total}`);
     const file = path.join(tempDir(), 'one.txt');
     fs.writeFileSync(file, 'def add(a, b):\n    return a + b\n');
-    const ev = await evaluateTranscoders(model, set, { corpus: file, contextSize: 32, threads: 1 });
+    const ev = await evaluateTranscoders(model, outDir, { corpus: file, contextSize: 32, threads: 1 });
     assert.equal(ev.tokens, ids.length - 1);
     // The same text, so the same squared error per token.
     assert.ok(
@@ -147,7 +147,7 @@ describe('transcoder trainer', function () {
       { dModel: d, dTranscoder: dTc },
       [layer, layer],
     );
-    const ev = await evaluateTranscoders(model, openTranscoderSet(dir), {
+    const ev = await evaluateTranscoders(model, dir, {
       corpus: SAMPLES,
       contextSize: 32,
       maxTokens: 500,

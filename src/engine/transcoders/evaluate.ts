@@ -1,5 +1,8 @@
 /**
- * How good a transcoder set is, on held-out text. Per layer, on the clean
+ * How good a transcoder set is, on held-out text (a set Loupe trained, or
+ * one published for circuit-tracer: each layer read where its config.yaml
+ * says, checked against the model as `fitDictionary` checks every
+ * dictionary). Per layer, on the clean
  * model's MLP inputs: the fraction of the MLP output's variance unexplained,
  * L0, and the fraction of features never active (dead). For the whole set,
  * the next-token loss with every covered MLP replaced by its transcoder (the
@@ -11,14 +14,15 @@
  * every statistic, as in `evaluateSae`.
  */
 import { readCorpus } from '../corpus';
-import { TranscoderSetFolder } from '../dictionaries/transcoderSet';
+import { fitDictionary } from '../dictionaries/fit';
+import { openTranscoders } from '../dictionaries/open';
+import { openTranscoderSet } from '../dictionaries/transcoderSet';
 import { CancelledError, LoupeError } from '../errors';
 import { HookEdit, HookedModel } from '../model';
 import { contextWindows } from '../sae/activations';
 import { nll } from '../sae/evaluate';
 import { Tensor } from '../tensor';
 import { TranscoderForward } from './forward';
-import { TRANSCODER_INPUT_HOOK, TRANSCODER_OUTPUT_HOOK, transcoderHooks } from './hooks';
 
 export interface EvaluateTranscodersOptions {
   readonly corpus: string;
@@ -51,44 +55,35 @@ export interface TranscoderSetEvaluation {
   readonly lossRecovered: number | null;
 }
 
-/** Checks that a set's transcoders fit the model: its hooks, d_model and layers. */
-export function checkTranscodersFit(model: HookedModel, set: TranscoderSetFolder): void {
-  const where = `${set.dir}: config.yaml`;
-  if (set.config.modelKind !== 'transcoder_set') {
-    throw new LoupeError(
-      `${set.dir}: is a ${set.config.modelKind}; eval-transcoder reads per-layer transcoder sets`,
-    );
-  }
-  if (
-    set.config.featureInputHook !== TRANSCODER_INPUT_HOOK ||
-    set.config.featureOutputHook !== TRANSCODER_OUTPUT_HOOK
-  ) {
-    throw new LoupeError(
-      `${where} reads ${set.config.featureInputHook} and writes ${set.config.featureOutputHook}; ` +
-        `eval-transcoder replaces MLPs (${TRANSCODER_INPUT_HOOK} to ${TRANSCODER_OUTPUT_HOOK})`,
-    );
-  }
-  if (set.dModel !== model.spec.dModel) {
-    throw new LoupeError(
-      `${set.dir}: the transcoders read ${set.dModel} values per token, but model ${model.checkpoint.dir} has d_model ${model.spec.dModel}`,
-    );
-  }
-  if (set.nLayers > model.spec.nLayers) {
-    throw new LoupeError(
-      `${set.dir}: has transcoders for ${set.nLayers} layers, but model ${model.checkpoint.dir} has ${model.spec.nLayers}`,
-    );
-  }
-}
-
 export async function evaluateTranscoders(
   model: HookedModel,
-  set: TranscoderSetFolder,
+  dir: string,
   options: EvaluateTranscodersOptions,
 ): Promise<TranscoderSetEvaluation> {
-  checkTranscodersFit(model, set);
+  const set = openTranscoderSet(dir);
+  if (set.config.modelKind !== 'transcoder_set') {
+    throw new LoupeError(
+      `${dir}: is a ${set.config.modelKind}; eval-transcoder replaces each MLP by one layer's transcoder`,
+    );
+  }
+  // Where each layer reads (and the RMSNorm weight that makes ln2.hook_normalized the MLP's input), checked against the model.
+  const fitted = fitDictionary(model, openTranscoders(dir));
+  const hooks = fitted.coders.map((c, i) => {
+    const output = `blocks.${set.layers[i].layer}.hook_mlp_out`;
+    if (c.coder.outputHooks[0] !== output) {
+      throw new LoupeError(
+        `${dir}: layer ${i} writes ${c.coder.outputHooks[0]}; eval-transcoder replaces MLPs, whose output is ${output}`,
+      );
+    }
+    return { input: c.hook.name, output, scale: c.inputScale };
+  });
   const d = set.dModel;
   const s = set.dTranscoder;
-  const hooks = set.layers.map((l) => transcoderHooks(l.layer));
+  /** A layer's MLP inputs from its hook's values (scaled by the norm's weight where the hook is before it). */
+  const mlpInput = (i: number, values: Float32Array): Float32Array => {
+    const scale = hooks[i].scale;
+    return scale ? values.map((v, j) => v * scale[j % d]) : values;
+  };
   const forwards: TranscoderForward[] = [];
   try {
     for (const layer of set.layers)
@@ -122,7 +117,7 @@ export async function evaluateTranscoders(
       };
       // Per layer on the clean inputs: reconstruction and sparsity.
       for (let i = 0; i < n; i++) {
-        const out = await forwards[i].run(clean.hooks.get(hooks[i].input)!.data);
+        const out = await forwards[i].run(mlpInput(i, clean.hooks.get(hooks[i].input)!.data));
         const y = clean.hooks.get(hooks[i].output)!.data;
         windows.forEach((_, b) => {
           for (let t = 1; t < windows[b].length; t++) {
@@ -150,7 +145,7 @@ export async function evaluateTranscoders(
           i === 0
             ? clean.hooks.get(hooks[0].input)!
             : (await model.runEditedHooksPadded(windows, [hooks[i].input], edits)).hooks.get(hooks[i].input)!;
-        const out = await forwards[i].run(x.data);
+        const out = await forwards[i].run(mlpInput(i, x.data));
         edits.push({ hook: hooks[i].output, mul: keepBos, add: replacement(out.prediction) });
       }
       const replaced = await model.runPadded(windows, { edits });

@@ -89,7 +89,7 @@ export const cases: FuzzCase[] = [
         writeInput(dir, 'heldout.txt', 'x = 1\n'),
       ];
     },
-    expect: { error: /the transcoders read 32 values per token, but model .* has d_model 256/ },
+    expect: { error: /d_in is 32, but model .* has width 256 at blocks\.0\.ln2\.hook_normalized/ },
     untouched: ['narrow-set'],
   },
 ];
