@@ -16,7 +16,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { readJsonObject } from '../checkpoint';
 import {
-  TranscoderActivation,
   TranscoderDtype,
   TranscoderLayerParams,
   TranscoderSetConfig,
@@ -492,9 +491,9 @@ function setConfig(o: ResolvedOptions): TranscoderSetConfig {
   };
 }
 
-function describe(a: TranscoderActivation | TranscoderSetConfig): string {
-  const kind = 'kind' in a ? a.kind : a.activation;
-  return kind === 'topk' ? `topk (k = ${'k' in a ? a.k : ''})` : String(kind);
+/** An activation as config.yaml gives it, in words. */
+function activationWords(c: TranscoderSetConfig): string {
+  return c.activation === 'topk' ? `topk (k = ${c.k})` : (c.activation ?? 'relu');
 }
 
 /**
@@ -513,8 +512,8 @@ function checkExistingSet(dir: string, o: ResolvedOptions): void {
     have.featureOutputHook !== want.featureOutputHook
   ) {
     throw new LoupeError(
-      `${dir}: already holds a transcoder set with activation ${describe(have)} from ${have.featureInputHook} to ${have.featureOutputHook}; ` +
-        `these would be ${describe(want)}: train into another folder, or with the same settings to add layers`,
+      `${dir}: already holds a transcoder set with activation ${activationWords(have)} from ${have.featureInputHook} to ${have.featureOutputHook}; ` +
+        `these would be ${activationWords(want)}: train into another folder, or with the same settings to add layers`,
     );
   }
   for (const entry of fs.readdirSync(dir)) {
