@@ -479,15 +479,15 @@ function checkResumable(state: CheckpointState, options: TrainTranscodersOptions
   }
 }
 
-/** What config.yaml says about the transcoders of a run. */
-function setConfig(o: ResolvedOptions): TranscoderSetConfig {
+/** What config.yaml says about the transcoders of a run (and, as circuit-tracer's exports do, the model's name). */
+function setConfig(o: ResolvedOptions, modelName: string | null = null): TranscoderSetConfig {
   return {
     modelKind: 'transcoder_set',
     featureInputHook: TRANSCODER_INPUT_HOOK,
     featureOutputHook: TRANSCODER_OUTPUT_HOOK,
     activation: o.architecture === 'jumprelu' ? 'jump_relu' : o.architecture,
     k: o.architecture === 'topk' ? o.k : null,
-    extra: {},
+    extra: modelName === null ? {} : { model_name: modelName },
   };
 }
 
@@ -602,5 +602,5 @@ function saveTrained(
   });
   writeSafetensors(path.join(options.outDir, `feature_density_${o.layers.join('_')}.safetensors`), density);
   // config.yaml last: a folder with it is complete.
-  writeTranscoderSetConfig(options.outDir, setConfig(o));
+  writeTranscoderSetConfig(options.outDir, setConfig(o, path.basename(model.checkpoint.dir)));
 }
