@@ -402,8 +402,7 @@ export class ModelTree
     item.tooltip = md;
     item.contextValue = contextValue('sae', {
       loaded,
-      // The editor's session loads SAELens SAEs; the other formats are read by `loupe features` for now.
-      loadable: !loaded && c !== null && c.format === 'saelens' && folder.problem === null,
+      loadable: !loaded && c !== null && folder.problem === null,
       added: origins.added,
       config: c !== null && hasConfigFile(c.format),
       resumable,
@@ -604,7 +603,7 @@ async function addFromDialog(tree: ModelTree, kind: 'model' | 'sae'): Promise<vo
     title:
       kind === 'model'
         ? 'Add a Hugging Face checkpoint folder (config.json, model.safetensors, tokenizer.json)'
-        : 'Add an SAELens SAE folder (cfg.json, sae_weights.safetensors)',
+        : 'Add an SAE or transcoder folder (SAELens cfg.json, Gemma Scope params.npz, a transcoder set config.yaml)',
   });
   if (!picked?.[0]) return;
   await addFolderTo(tree, picked[0].fsPath, kind);
@@ -613,12 +612,14 @@ async function addFromDialog(tree: ModelTree, kind: 'model' | 'sae'): Promise<vo
 export async function addFolderTo(tree: ModelTree, dirIn: string, kind: 'model' | 'sae'): Promise<void> {
   const dir = path.resolve(dirIn);
   const isModel = fs.existsSync(path.join(dir, 'config.json'));
-  const isSae = fs.existsSync(path.join(dir, 'cfg.json')) || fs.existsSync(path.join(dir, 'checkpoint'));
+  const isSae = ['cfg.json', 'checkpoint', 'params.npz', 'config.yaml'].some((f) =>
+    fs.existsSync(path.join(dir, f)),
+  );
   const as =
     kind === 'model' && !isModel && isSae ? 'sae' : kind === 'sae' && !isSae && isModel ? 'model' : kind;
   if (!isModel && !isSae) {
     void vscode.window.showErrorMessage(
-      `Loupe: ${dir} is neither a checkpoint folder (config.json) nor an SAE folder (cfg.json).`,
+      `Loupe: ${dir} is neither a checkpoint folder (config.json) nor an SAE or transcoder folder (cfg.json, params.npz, config.yaml).`,
     );
     return;
   }

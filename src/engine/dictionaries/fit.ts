@@ -9,7 +9,7 @@ import { LoupeError } from '../errors';
 import { ModelSpec } from '../families/spec';
 import { HookPoint, hookPoints, hookShape } from '../hooks';
 import { HookedModel } from '../model';
-import { AttachedSae, attachSae, saeFeatures, saeFitsModel } from '../sae/splice';
+import { AttachedSae, attachSae, saeFeatures, saeFeaturesPadded, saeFitsModel } from '../sae/splice';
 import { Tensor } from '../tensor';
 import { Dictionary, SparseCoder } from './dictionary';
 import { isSaelensCoder } from './open';
@@ -141,4 +141,48 @@ function mlpInputScale(model: HookedModel, layer: number): Float32Array | null {
   const recipe = recipes.get(name);
   if (!recipe) throw new LoupeError(`${ckpt.dir}: no ${name} for the MLP's input at layer ${layer}`);
   return recipe.make((n) => ckpt.weights.read(n)).data;
+}
+
+/** Columns each coder's features take in the concatenated activations: coder c's feature i is column offset[c] + i. */
+export function featureOffsets(fitted: FittedDictionary): number[] {
+  const out: number[] = [];
+  let o = 0;
+  for (const c of fitted.coders) {
+    out.push(o);
+    o += c.coder.width;
+  }
+  return out;
+}
+
+/**
+ * Every coder's activations over a right-padded batch, side by side:
+ * [B, T_max, Σ width] (coder c's features from `featureOffsets(fitted)[c]`),
+ * in one forward pass for all coders that read a hook.
+ */
+export async function dictionaryFeaturesPadded(
+  fitted: FittedDictionary,
+  batch: readonly (readonly number[])[],
+): Promise<{ readonly lengths: readonly number[]; readonly acts: Tensor }> {
+  const offsets = featureOffsets(fitted);
+  const total = fitted.coders.reduce((a, c) => a + c.coder.width, 0);
+  const hooks = [...new Set(fitted.coders.map((c) => c.hook.name))];
+  const run = await fitted.model.runHooksPadded(batch, hooks);
+  const T = run.hooks.get(hooks[0])!.dims[1];
+  const acts = new Float32Array(batch.length * T * total);
+  for (const [c, fc] of fitted.coders.entries()) {
+    const { dIn, width } = fc.coder;
+    let coderActs: Tensor;
+    if (fc.attached) {
+      coderActs = (await saeFeaturesPadded(fc.attached, batch)).acts;
+    } else {
+      const x = run.hooks.get(fc.hook.name)!;
+      const data = x.data.slice(0, batch.length * T * dIn);
+      if (fc.inputScale) for (let i = 0; i < data.length; i++) data[i] *= fc.inputScale[i % dIn];
+      coderActs = await fc.coder.encode({ dims: [batch.length * T, dIn], data });
+    }
+    for (let r = 0; r < batch.length * T; r++) {
+      acts.set(coderActs.data.subarray(r * width, (r + 1) * width), r * total + offsets[c]);
+    }
+  }
+  return { lengths: run.lengths, acts: { dims: [batch.length, T, total], data: acts } };
 }

@@ -60,10 +60,16 @@ export type ModelInfo = Infer<typeof modelInfo>;
 export const saeInfo = object({
   dir: str,
   name: str,
+  /** The dictionary's format ('saelens', 'gemma-scope', 'transcoder-set', ...; see dictionaries/dictionary.ts). */
+  format: str,
+  /** The hook it reads (layer 0's, for a transcoder set or CLT). */
   hook: str,
   architecture: str,
   dIn: nonNegInt,
+  /** Features in all: a set's layers side by side, layer L's feature i numbered L · layerWidth + i. */
   dSae: nonNegInt,
+  /** Features per layer of a transcoder set or CLT; null for a single dictionary. */
+  layerWidth: nullable(nonNegInt),
   /** Tokens per window the engine analyses with: the SAE's training context when it names one, else the model's. */
   window: nonNegInt,
   /** A feature database (labels, dashboards) sits beside the SAE. */
@@ -72,7 +78,14 @@ export const saeInfo = object({
 export type SaeInfo = Infer<typeof saeInfo>;
 
 /** A feature with its activation on one token, or its largest in a file. */
-export const featureValue = object({ index: nonNegInt, act: num, label: nullable(str) });
+export const featureValue = object({
+  index: nonNegInt,
+  act: num,
+  label: nullable(str),
+  /** For a transcoder set or CLT: the feature's layer and its index within that layer (null otherwise). */
+  layer: nullable(nonNegInt),
+  layerIndex: nullable(nonNegInt),
+});
 export type FeatureValue = Infer<typeof featureValue>;
 
 export const prediction = object({ id: nonNegInt, text: str, prob: num });
