@@ -64,8 +64,6 @@ export const featuresCommand: CliCommand = {
         const file = stringOption(values, 'text');
         const text = readContextText(model, file, '--text', 'refuse');
         const fitted = fitDictionary(model, dict);
-        // After the fit, so that a mismatch is the only line.
-        warnAboutDictionary(dict, noBos);
         const tokens = await model.tokenize(text, { prependBos: !noBos });
         if (tokens.length === 0) throw new LoupeError(`${file}: the text has no tokens (is the file empty?)`);
         const runs = await dictionaryFeatures(
@@ -78,6 +76,8 @@ export const featuresCommand: CliCommand = {
           const layers = dict.coders.map((c, i) => c.layer ?? i);
           printLayers(tokens, layers, best, values.json === true);
         }
+        // Last, so that a refusal (a mismatch, a corrupt tensor read when first used) is the only line.
+        warnAboutDictionary(dict, noBos);
       } finally {
         await model.dispose();
       }

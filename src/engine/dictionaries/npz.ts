@@ -326,8 +326,12 @@ function inflateAll(compressed: Buffer, expected: number, file: string, name: st
     // The cap is the size the directory promised: a zip bomb stops here, not in memory.
     out = zlib.inflateRawSync(compressed, { maxOutputLength: Math.max(1, expected) });
   } catch (err) {
+    const why =
+      (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+        ? 'it holds more'
+        : `not valid deflate data: ${(err as Error).message}`;
     throw new LoupeError(
-      `${file}: entry '${name}.npy' does not inflate to the ${expected} bytes its header promises (${(err as Error).message})`,
+      `${file}: entry '${name}.npy' does not inflate to the ${expected} bytes its header promises (${why})`,
     );
   }
   if (out.length !== expected) {
