@@ -54,7 +54,9 @@ export const featuresCommand: CliCommand = {
     const top = positiveInt(stringOption(values, 'top') ?? '10', '--top');
     const threads = threadsOption(stringOption(values, 'threads'));
     const noBos = values['no-bos'] === true;
-    const dict = sae ? openDictionary(sae, { hook, layer, threads }) : openTranscoders(transcoders!);
+    const dict = sae
+      ? openDictionary(sae, { hook, layer, threads })
+      : openTranscoders(transcoders!, { threads });
     try {
       const model = await openModel({
         model: stringOption(values, 'model'),

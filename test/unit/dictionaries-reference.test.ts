@@ -49,7 +49,7 @@ describe('dictionaries against the reference', function () {
   for (const c of INDEX.cases) {
     it(`${c.name}: features and reconstructions match`, async () => {
       const dir = path.join(ROOT, c.sae ?? c.transcoders!);
-      const dict: Dictionary = c.sae ? openDictionary(dir) : openTranscoders(dir);
+      const dict: Dictionary = c.sae ? openDictionary(dir, { cacheDir }) : openTranscoders(dir, { cacheDir });
       assert.equal(dict.format, c.format);
       assert.deepEqual(
         dict.coders.map((k) => k.layer),
@@ -76,6 +76,7 @@ describe('dictionaries against the reference', function () {
         assert.ok(diff < INDEX.tolerance, `${name}: max abs diff ${diff}`);
       }
       assert.deepEqual([...new Set(dict.coders.flatMap((k) => k.outputHooks))].sort(), [...c.outputs].sort());
+      await dict.dispose();
     });
   }
 });

@@ -12,7 +12,9 @@
  * weights come in, which the readers turn into [width, d_in] rows.
  */
 import { LoupeError } from '../errors';
+import { GraphSession } from '../runtime';
 import { Tensor } from '../tensor';
+import { EncoderGraphOptions, openEncoderGraph, runEncoderGraph } from './encoderGraph';
 
 export type DictionaryFormat =
   'saelens' | 'saelens-transcoder' | 'gemma-scope' | 'sparsify' | 'transcoder-set' | 'cross-layer-transcoder';
@@ -83,9 +85,16 @@ export interface Dictionary {
   dispose(): Promise<void>;
 }
 
-/** Reads encoder tensors when first needed and keeps them: what `encode` costs in memory. */
+/** Rows per onnxruntime call: bounds the [rows, width] pre-activations held at once to about 32 MB. */
+const MAX_ELEMENTS_PER_CALL = 1 << 23;
+
+/**
+ * One coder's encoder: its tensors read when first needed, compiled into an
+ * onnxruntime graph (encoderGraph.ts) that then holds them; only the
+ * threshold stays in JavaScript, for the activation.
+ */
 export class SparseEncoder {
-  private weights: EncoderWeights | null = null;
+  private prepared: Promise<{ session: GraphSession; threshold: Float32Array | null }> | null = null;
 
   constructor(
     private readonly label: string,
@@ -93,46 +102,58 @@ export class SparseEncoder {
     readonly width: number,
     private readonly activation: CoderActivation,
     private readonly load: () => EncoderWeights,
+    private readonly options: EncoderGraphOptions = {},
   ) {}
 
-  encode(x: Tensor): Tensor {
+  async encode(x: Tensor): Promise<Tensor> {
     const { dIn, width } = this;
     if (x.dims.length === 0 || x.dims[x.dims.length - 1] !== dIn) {
       throw new LoupeError(
         `${this.label}: input of shape [${x.dims.join(', ')}] does not end in d_in = ${dIn}`,
       );
     }
-    const w = this.encoderWeights();
     const rows = x.data.length / dIn;
     const out = new Float32Array(rows * width);
-    const xs = new Float32Array(dIn);
-    const pre = new Float32Array(width);
-    for (let r = 0; r < rows; r++) {
-      xs.set(x.data.subarray(r * dIn, (r + 1) * dIn));
-      if (w.inputShift) for (let d = 0; d < dIn; d++) xs[d] -= w.inputShift[d];
-      for (let f = 0; f < width; f++) {
-        const row = f * dIn;
-        let s = 0;
-        for (let d = 0; d < dIn; d++) s += xs[d] * w.wEnc[row + d];
-        pre[f] = s + w.bEnc[f];
+    if (rows > 0) {
+      const { session, threshold } = await this.prepare();
+      const step = Math.max(1, Math.floor(MAX_ELEMENTS_PER_CALL / width));
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const n = Math.min(step, rows - r0);
+        const pre = await runEncoderGraph(session, x.data.subarray(r0 * dIn, (r0 + n) * dIn), n, dIn);
+        for (let r = 0; r < n; r++) {
+          const row = pre.subarray(r * width, (r + 1) * width);
+          activate(this.activation, row, threshold, out.subarray((r0 + r) * width, (r0 + r + 1) * width));
+        }
       }
-      activate(this.activation, pre, w.threshold, out.subarray(r * width, (r + 1) * width));
     }
     return { dims: [...x.dims.slice(0, -1), width], data: out };
   }
 
-  private encoderWeights(): EncoderWeights {
-    if (this.weights) return this.weights;
-    const w = this.load();
-    const check = (what: string, got: number, want: number): void => {
-      if (got !== want) throw new LoupeError(`${this.label}: ${what} has ${got} values, expected ${want}`);
-    };
-    check('W_enc', w.wEnc.length, this.width * this.dIn);
-    check('b_enc', w.bEnc.length, this.width);
-    if (w.threshold) check('threshold', w.threshold.length, this.width);
-    if (w.inputShift) check('b_dec', w.inputShift.length, this.dIn);
-    this.weights = w;
-    return w;
+  async dispose(): Promise<void> {
+    const p = this.prepared;
+    this.prepared = null;
+    if (p) await p.then((s) => s.session.release()).catch(() => undefined);
+  }
+
+  private prepare(): Promise<{ session: GraphSession; threshold: Float32Array | null }> {
+    if (this.prepared) return this.prepared;
+    const made = (async () => {
+      const w = this.load();
+      const check = (what: string, got: number, want: number): void => {
+        if (got !== want) throw new LoupeError(`${this.label}: ${what} has ${got} values, expected ${want}`);
+      };
+      check('W_enc', w.wEnc.length, this.width * this.dIn);
+      check('b_enc', w.bEnc.length, this.width);
+      if (w.threshold) check('threshold', w.threshold.length, this.width);
+      if (w.inputShift) check('b_dec', w.inputShift.length, this.dIn);
+      const session = await openEncoderGraph(this.dIn, this.width, w, this.options);
+      return { session, threshold: w.threshold };
+    })();
+    made.catch(() => {
+      if (this.prepared === made) this.prepared = null;
+    });
+    this.prepared = made;
+    return made;
   }
 }
 

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { LoupeError } from '../errors';
 import { Dictionary, SparseCoder, SparseEncoder, transposed } from './dictionary';
 import { gemmaScopeHookFromPath, layerOfHook, userHook } from './hookNames';
+import { EncoderGraphOptions } from './encoderGraph';
 import { NpzFile } from './npz';
 
 export const GEMMA_SCOPE_FILE = 'params.npz';
@@ -23,7 +24,11 @@ export function gemmaScopeFile(p: string): string | null {
   return fs.existsSync(file) ? file : null;
 }
 
-export function openGemmaScope(p: string, hook: string | null): Dictionary {
+export function openGemmaScope(
+  p: string,
+  hook: string | null,
+  options: EncoderGraphOptions = {},
+): Dictionary {
   const file = gemmaScopeFile(p) ?? path.join(p, GEMMA_SCOPE_FILE);
   const npz = NpzFile.open(file);
   const inferred = hook === null ? gemmaScopeHookFromPath(file) : null;
@@ -60,12 +65,19 @@ export function openGemmaScope(p: string, hook: string | null): Dictionary {
   const input = userHook(hookName);
   const label = `${file} (Gemma Scope)`;
   const activation = { kind: 'jumprelu' } as const;
-  const encoder = new SparseEncoder(label, dIn, width, activation, () => ({
-    wEnc: transposed(npz.readF32('W_enc'), dIn, width),
-    bEnc: npz.readF32('b_enc'),
-    threshold: npz.readF32('threshold'),
-    inputShift: null,
-  }));
+  const encoder = new SparseEncoder(
+    label,
+    dIn,
+    width,
+    activation,
+    () => ({
+      wEnc: transposed(npz.readF32('W_enc'), dIn, width),
+      bEnc: npz.readF32('b_enc'),
+      threshold: npz.readF32('threshold'),
+      inputShift: null,
+    }),
+    options,
+  );
   const coder: SparseCoder = {
     layer: layerOfHook(hookName),
     input,
@@ -82,5 +94,5 @@ export function openGemmaScope(p: string, hook: string | null): Dictionary {
     skipWeight: () => null,
   };
   const notes = [`hook ${hookName}${inferred ? ` ${inferred.how}` : ' (from --hook)'}`];
-  return { path: file, format: 'gemma-scope', coders: [coder], notes, dispose: async () => undefined };
+  return { path: file, format: 'gemma-scope', coders: [coder], notes, dispose: () => encoder.dispose() };
 }

@@ -18,6 +18,7 @@ import { LoupeError } from '../errors';
 import { checkFolder, regularFileSize } from '../inputFiles';
 import { SAE_CFG_FILE, SAE_WEIGHTS_FILE, Sae, SaeOptions } from '../sae/sae';
 import { CoderActivation, Dictionary, SparseCoder, SparseEncoder, describeActivation } from './dictionary';
+import { EncoderGraphOptions } from './encoderGraph';
 import { gemmaScopeFile, openGemmaScope } from './gemmaScope';
 import { circuitTracerInput, circuitTracerOutput, userHook } from './hookNames';
 import { openSaelensExtended, saelensExtendedArchitecture } from './saelensTranscoder';
@@ -51,12 +52,12 @@ export function openDictionary(p: string, options: OpenDictionaryOptions = {}): 
   const layer = options.layer ?? null;
   if (p.endsWith('.npz')) {
     regularFileSize(p, 'Gemma Scope file');
-    return openGemmaScope(p, hook);
+    return openGemmaScope(p, hook, options);
   }
   if (!fs.existsSync(p)) throw new LoupeError(`${p}: no such SAE folder (nor transcoder or dictionary file)`);
   checkFolder(p, 'dictionary folder');
   if (isTranscoderSetFolder(p)) {
-    const set = openTranscoders(p);
+    const set = openTranscoders(p, options);
     if (layer === null) {
       throw new LoupeError(
         `${p}: a ${set.format} with ${set.coders.length} layers; pass --layer L for one of them, or --transcoders ${p} for every layer`,
@@ -67,11 +68,11 @@ export function openDictionary(p: string, options: OpenDictionaryOptions = {}): 
       throw new LoupeError(`${p}: --layer ${layer}, but the set has layers 0..${set.coders.length - 1}`);
     return { ...set, coders: [hook ? { ...coder, input: userHook(hook) } : coder] };
   }
-  if (gemmaScopeFile(p)) return openGemmaScope(p, hook);
-  if (isSparsifyFolder(p)) return openSparsify(p, hook);
+  if (gemmaScopeFile(p)) return openGemmaScope(p, hook, options);
+  if (isSparsifyFolder(p)) return openSparsify(p, hook, options);
   const cfgFile = path.join(p, SAE_CFG_FILE);
   if (fs.existsSync(cfgFile) && fs.existsSync(path.join(p, SAE_WEIGHTS_FILE))) {
-    if (saelensExtendedArchitecture(readJsonObject(cfgFile))) return openSaelensExtended(p, hook);
+    if (saelensExtendedArchitecture(readJsonObject(cfgFile))) return openSaelensExtended(p, hook, options);
     return saelensDictionary(p, hook, options);
   }
   const points = sparsifyHookPoints(p);
@@ -91,7 +92,7 @@ export function openDictionary(p: string, options: OpenDictionaryOptions = {}): 
         `${p}: --layer ${layer} matches ${pick.join(', ')}; pass the hook point's folder instead`,
       );
     }
-    return openSparsify(path.join(p, exact), hook);
+    return openSparsify(path.join(p, exact), hook, options);
   }
   // Let SAELens's loader give its own message (no cfg.json, a pickle, another name).
   return saelensDictionary(p, hook, options);
@@ -142,19 +143,28 @@ function saelensDictionary(p: string, hook: string | null, options: SaeOptions):
 }
 
 /** `--transcoders SET_DIR`: every layer of a circuit-tracer transcoder set or CLT. */
-export function openTranscoders(dir: string): Dictionary {
+export function openTranscoders(dir: string, options: EncoderGraphOptions = {}): Dictionary {
   const set = openTranscoderSet(dir);
   const format = set.config.modelKind === 'transcoder_set' ? 'transcoder-set' : 'cross-layer-transcoder';
-  const coders = set.layers.map((l) => transcoderCoder(set, l));
+  const encoders: SparseEncoder[] = [];
+  const coders = set.layers.map((l) => transcoderCoder(set, l, options, encoders));
   const first = coders[0];
   const notes = [
     `${format}: ${set.nLayers} layers of ${set.dTranscoder} features, ${first.architecture}; ` +
       `reads ${set.config.featureInputHook} (${first.input.hook} at layer 0), writes ${set.config.featureOutputHook}`,
   ];
-  return { path: dir, format, coders, notes, dispose: async () => undefined };
+  const dispose = async (): Promise<void> => {
+    await Promise.all(encoders.map((e) => e.dispose()));
+  };
+  return { path: dir, format, coders, notes, dispose };
 }
 
-function transcoderCoder(set: TranscoderSetFolder, l: TranscoderLayer): SparseCoder {
+function transcoderCoder(
+  set: TranscoderSetFolder,
+  l: TranscoderLayer,
+  options: EncoderGraphOptions,
+  encoders: SparseEncoder[],
+): SparseCoder {
   const activation: CoderActivation =
     l.activation.kind === 'topk'
       ? { kind: 'topk', k: l.activation.k, relu: false }
@@ -162,12 +172,20 @@ function transcoderCoder(set: TranscoderSetFolder, l: TranscoderLayer): SparseCo
         ? { kind: 'jumprelu' }
         : { kind: 'relu' };
   const { dModel, dTranscoder } = set;
-  const encoder = new SparseEncoder(`${set.dir} layer ${l.layer}`, dModel, dTranscoder, activation, () => ({
-    wEnc: l.readEncoder(),
-    bEnc: l.readEncoderBias(),
-    threshold: l.readThreshold(),
-    inputShift: null,
-  }));
+  const encoder = new SparseEncoder(
+    `${set.dir} layer ${l.layer}`,
+    dModel,
+    dTranscoder,
+    activation,
+    () => ({
+      wEnc: l.readEncoder(),
+      bEnc: l.readEncoderBias(),
+      threshold: l.readThreshold(),
+      inputShift: null,
+    }),
+    options,
+  );
+  encoders.push(encoder);
   return {
     layer: l.layer,
     input: circuitTracerInput(set.config.featureInputHook, l.layer, false),

@@ -18,6 +18,7 @@ import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { SafetensorsFile, assertFinite } from '../safetensors';
 import { CoderActivation, Dictionary, SparseCoder, SparseEncoder, transposed } from './dictionary';
+import { EncoderGraphOptions } from './encoderGraph';
 import { layerOfHook, userHook } from './hookNames';
 
 const TRANSCODERS = ['transcoder', 'skip_transcoder', 'jumprelu_transcoder', 'jumprelu_skip_transcoder'];
@@ -29,7 +30,11 @@ export function saelensExtendedArchitecture(cfg: Record<string, unknown>): strin
   return typeof a === 'string' && (TRANSCODERS.includes(a) || BATCH_TOPK.includes(a)) ? a : null;
 }
 
-export function openSaelensExtended(dir: string, hookOverride: string | null): Dictionary {
+export function openSaelensExtended(
+  dir: string,
+  hookOverride: string | null,
+  options: EncoderGraphOptions = {},
+): Dictionary {
   const cfgFile = path.join(dir, 'cfg.json');
   const cfg = readJsonObject(cfgFile);
   const arch = saelensExtendedArchitecture(cfg)!;
@@ -118,23 +123,30 @@ export function openSaelensExtended(dir: string, hookOverride: string | null): D
     return norms;
   };
   const activation: CoderActivation = jump ? { kind: 'jumprelu' } : { kind: 'relu' };
-  const encoder = new SparseEncoder(`${dir} (SAELens ${arch})`, dIn, width, activation, () => {
-    const wEnc = transposed(read('W_enc'), dIn, width);
-    const bEnc = read('b_enc');
-    let threshold: Float32Array | null = null;
-    if (thresholdName === 'log_threshold') threshold = read('log_threshold').map(Math.exp);
-    else if (thresholdName === 'topk_threshold')
-      threshold = new Float32Array(width).fill(read('topk_threshold')[0]);
-    else if (thresholdName) threshold = read(thresholdName);
-    if (rescale) {
-      const n = decoderNorms();
-      for (let f = 0; f < width; f++) {
-        for (let d = 0; d < dIn; d++) wEnc[f * dIn + d] *= n[f];
-        bEnc[f] *= n[f];
+  const encoder = new SparseEncoder(
+    `${dir} (SAELens ${arch})`,
+    dIn,
+    width,
+    activation,
+    () => {
+      const wEnc = transposed(read('W_enc'), dIn, width);
+      const bEnc = read('b_enc');
+      let threshold: Float32Array | null = null;
+      if (thresholdName === 'log_threshold') threshold = read('log_threshold').map(Math.exp);
+      else if (thresholdName === 'topk_threshold')
+        threshold = new Float32Array(width).fill(read('topk_threshold')[0]);
+      else if (thresholdName) threshold = read(thresholdName);
+      if (rescale) {
+        const n = decoderNorms();
+        for (let f = 0; f < width; f++) {
+          for (let d = 0; d < dIn; d++) wEnc[f * dIn + d] *= n[f];
+          bEnc[f] *= n[f];
+        }
       }
-    }
-    return { wEnc, bEnc, threshold, inputShift: applyBDec ? read('b_dec') : null };
-  });
+      return { wEnc, bEnc, threshold, inputShift: applyBDec ? read('b_dec') : null };
+    },
+    options,
+  );
   const decoderRows = (features: readonly number[]): Float32Array => {
     const rows = file.readRowsF32('W_dec', features);
     if (rescale) {
@@ -168,6 +180,6 @@ export function openSaelensExtended(dir: string, hookOverride: string | null): D
     format: isTranscoder ? 'saelens-transcoder' : 'saelens',
     coders: [coder],
     notes,
-    dispose: async () => undefined,
+    dispose: () => encoder.dispose(),
   };
 }

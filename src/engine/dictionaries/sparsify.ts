@@ -15,6 +15,7 @@ import { readJsonObject } from '../checkpoint';
 import { LoupeError } from '../errors';
 import { SafetensorsFile, assertFinite } from '../safetensors';
 import { CoderActivation, Dictionary, SparseCoder, SparseEncoder, describeActivation } from './dictionary';
+import { EncoderGraphOptions } from './encoderGraph';
 import { layerOfHook, sparsifyHooks, userHook } from './hookNames';
 
 export const SPARSIFY_WEIGHTS_FILE = 'sae.safetensors';
@@ -32,7 +33,11 @@ export function sparsifyHookPoints(dir: string): string[] {
     .sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
 
-export function openSparsify(dir: string, hook: string | null): Dictionary {
+export function openSparsify(
+  dir: string,
+  hook: string | null,
+  options: EncoderGraphOptions = {},
+): Dictionary {
   const cfgFile = path.join(dir, 'cfg.json');
   const cfg = readJsonObject(cfgFile);
   const int = (key: string, fallback?: number): number => {
@@ -85,12 +90,19 @@ export function openSparsify(dir: string, hook: string | null): Dictionary {
     assertFinite(v, `${file.file}: tensor '${name}'`);
     return v;
   };
-  const encoder = new SparseEncoder(`${dir} (sparsify)`, dIn, width, activation, () => ({
-    wEnc: read('encoder.weight'),
-    bEnc: read('encoder.bias'),
-    threshold: null,
-    inputShift: transcode ? null : read('b_dec'),
-  }));
+  const encoder = new SparseEncoder(
+    `${dir} (sparsify)`,
+    dIn,
+    width,
+    activation,
+    () => ({
+      wEnc: read('encoder.weight'),
+      bEnc: read('encoder.bias'),
+      threshold: null,
+      inputShift: transcode ? null : read('b_dec'),
+    }),
+    options,
+  );
   const what = transcode ? 'transcoder' : 'SAE';
   const coder: SparseCoder = {
     layer: mapped?.layer ?? layerOfHook(input.hook),
@@ -112,5 +124,5 @@ export function openSparsify(dir: string, hook: string | null): Dictionary {
       ? `sparsify ${what} on '${hookPoint}': reads ${input.hook}${input.mlpInput ? ' (the MLP input)' : ''}, writes ${output}`
       : `sparsify ${what} on '${hookPoint}': hook ${hook} (from --hook)`,
   ];
-  return { path: dir, format: 'sparsify', coders: [coder], notes, dispose: async () => undefined };
+  return { path: dir, format: 'sparsify', coders: [coder], notes, dispose: () => encoder.dispose() };
 }

@@ -144,7 +144,9 @@ export class EngineSession {
       let dict: Dictionary | null = null;
       try {
         progress(`Opening ${path.basename(params.sae)}`, null);
-        dict = isTranscoderSetFolder(params.sae) ? openTranscoders(params.sae) : openDictionary(params.sae);
+        dict = isTranscoderSetFolder(params.sae)
+          ? openTranscoders(params.sae, { threads, cacheDir })
+          : openDictionary(params.sae, { threads, cacheDir });
         dictionary = fitDictionary(model, dict);
         warnings.push(...dict.notes);
       } catch (err) {
