@@ -419,7 +419,8 @@ def npz_cases():
         for version in [(1, 0), (2, 0), (3, 0)]:
             buf = io.BytesIO()
             np.lib.format.write_array(buf, a.astype("<f4"), version=version)
-            z.writestr(f"v{version[0]}.npy", buf.getvalue())
+            # A fixed timestamp, as numpy's own savez uses, so that reruns write the same bytes.
+            z.writestr(zipfile.ZipInfo(f"v{version[0]}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
     np.savez(os.path.join(folder, "object.npz"), ok=a.astype("<f4"), obj=np.array([{"a": 1}, None], dtype=object))
     np.savez(os.path.join(folder, "bigendian.npz"), big=a.astype(">f4"))
     np.savez(os.path.join(folder, "ints.npz"), ints=np.arange(6, dtype="<i8"))
