@@ -23,14 +23,16 @@ const plain = (hook: string): CoderInput => ({
  * circuit-tracer's `feature_input_hook` at a layer. Its names are
  * TransformerLens's within a block, plus its replacement MLP's `mlp.hook_in`
  * (the MLP's input, after the norm) and `mlp.hook_out`; `hook_mlp_in` is
- * TransformerLens's residual stream entering ln2.
+ * TransformerLens's residual stream entering ln2, `hook_resid_mid` in the
+ * sequential blocks its published sets are for (a parallel-residual model has
+ * none, and the fit says so).
  */
-export function circuitTracerInput(name: string, layer: number, parallelResidual: boolean): CoderInput {
+export function circuitTracerInput(name: string, layer: number): CoderInput {
   switch (name) {
     case 'mlp.hook_in':
       return MLP_INPUT(layer);
     case 'hook_mlp_in':
-      return plain(`blocks.${layer}.${parallelResidual ? 'hook_resid_pre' : 'hook_resid_mid'}`);
+      return plain(`blocks.${layer}.hook_resid_mid`);
     default:
       return plain(`blocks.${layer}.${name}`);
   }

@@ -188,7 +188,7 @@ function transcoderCoder(
   encoders.push(encoder);
   return {
     layer: l.layer,
-    input: circuitTracerInput(set.config.featureInputHook, l.layer, false),
+    input: circuitTracerInput(set.config.featureInputHook, l.layer),
     outputHooks: l.outputLayers.map((o) => circuitTracerOutput(set.config.featureOutputHook, o)),
     dIn: dModel,
     dOut: dModel,
