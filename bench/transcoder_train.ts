@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/transcoder_train.ts [--arch topk,relu] [--sizes 256x2048,768x24576] [--skip true] [--batch 4096] [--steps 3] [--rounds 2]
  *
- * The step alone, as in bench/sae_train.ts (a trained layer also pays its share of the model's
+ * TopK's products dense or sparse as the trainer chooses them (topkProducts). The step alone, as in bench/sae_train.ts (a trained layer also pays its share of the model's
  * forward pass). Writes bench/results/transcoder_train.json.
  */
 import { execFileSync } from 'node:child_process';
@@ -17,7 +17,14 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { seededUniform } from '../src/engine/random';
 import { Feed, GraphSession } from '../src/engine/runtime';
-import { METRICS, buildTrainGraph, io, paramDims, stepParams } from '../src/engine/sae/trainGraph';
+import {
+  METRICS,
+  buildTrainGraph,
+  io,
+  paramDims,
+  stepParams,
+  topkProducts,
+} from '../src/engine/sae/trainGraph';
 
 const ROOT = path.join(__dirname, '..');
 const { values } = parseArgs({
@@ -54,6 +61,7 @@ async function loupeRate(arch: Arch, dModel: number, dTc: number): Promise<numbe
     transcoder: true,
     skip,
     topkWithoutRelu: true,
+    topkProducts: topkProducts(dTc, 32),
   };
   const file = path.join(os.tmpdir(), `loupe-bench-transcoder-step-${process.pid}.onnx`);
   fs.writeFileSync(file, buildTrainGraph(spec));

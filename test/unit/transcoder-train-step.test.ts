@@ -17,9 +17,14 @@ interface StepsFile {
 describe('transcoder training step vs PyTorch autograd', () => {
   const cfg = JSON.parse(fs.readFileSync(path.join(DIR, 'steps.json'), 'utf8')) as StepsFile;
   const num = (key: string): number => cfg[key] as number;
-  for (const { architecture, skip } of cfg.cases) {
+  // TopK's two ways of computing the same step: gathered rows, or GEMMs over the scattered values.
+  type Variant = { architecture: StepArchitecture; skip: boolean; products?: 'sparse' | 'dense' };
+  const variants = cfg.cases.flatMap((c): Variant[] =>
+    c.architecture === 'topk' ? (['sparse', 'dense'] as const).map((products) => ({ ...c, products })) : [c],
+  );
+  for (const { architecture, skip, products } of variants) {
     const name = `${architecture}${skip ? '-skip' : ''}`;
-    it(`${name}: updated parameters, moments and metrics match`, async () => {
+    it(`${name}${products ? ` (${products} products)` : ''}: updated parameters, moments and metrics match`, async () => {
       const ref = SafetensorsFile.open(path.join(DIR, `step-${name}.safetensors`));
       const t = (tensor: string): Float32Array => ref.readF32(tensor);
       const spec = {
@@ -36,6 +41,7 @@ describe('transcoder training step vs PyTorch autograd', () => {
         clipNorm: num('clip_norm'),
         transcoder: true,
         topkWithoutRelu: true,
+        topkProducts: products,
         skip,
         bandwidth: num('bandwidth'),
       };

@@ -47,6 +47,7 @@ import {
   io,
   paramDims,
   stepParams,
+  topkProducts,
 } from '../sae/trainGraph';
 import { TRANSCODER_INPUT_HOOK, TRANSCODER_OUTPUT_HOOK, transcoderHooks } from './hooks';
 
@@ -190,6 +191,7 @@ export async function trainTranscoders(
       transcoder: true,
       skip: o.skip,
       topkWithoutRelu: true,
+      topkProducts: topkProducts(o.dTranscoder, o.k),
       bandwidth: o.bandwidth,
     }),
   );
