@@ -431,8 +431,10 @@ export class ModelTree
       ...(s.kind === 'ready' ? [s.model.dir] : []),
       ...c.modelFolders,
     ];
+    const transcoders = this.engine.bundledTranscodersDir;
     const saes = [
       bundledSae,
+      ...(fs.existsSync(transcoders) ? [transcoders] : []),
       ...(c.saePath ? [c.saePath] : []),
       ...(s.kind === 'ready' && s.sae ? [s.sae.dir] : []),
       ...c.saeFolders,
