@@ -12,6 +12,7 @@ import { LoupeError } from '../engine/errors';
 import { defaultModelDir } from '../engine/defaultModel';
 import { formatBytes, readInputPrefix, readInputText, regularFileSize } from '../engine/inputFiles';
 import { HookedModel } from '../engine/model';
+import { maxThreads } from '../shared/threads';
 
 /** An options table for node:util parseArgs. */
 export type OptionsTable = NonNullable<ParseArgsConfig['options']>;
@@ -210,8 +211,7 @@ export function choice<T extends string>(
   return value as T;
 }
 
-/** Most onnxruntime threads accepted: more than a few per core only slows the work down. */
-export const MAX_THREADS = Math.min(256, 4 * Math.max(1, os.availableParallelism()));
+export const MAX_THREADS = maxThreads(os.availableParallelism());
 
 /** --threads: 1..MAX_THREADS, or 0 for one per core (undefined when absent). */
 export function threadsOption(value: string | undefined): number | undefined {
@@ -232,10 +232,11 @@ export async function openModel(flags: { model?: string; threads?: string }): Pr
 // Texts
 
 /**
- * The largest text read whole (`tokenize`, example lists): its tokens, as
- * objects with spans, take some thirty times its size in memory.
+ * The largest text read whole (`tokenize`, example lists, `probe --apply`):
+ * its tokens, as objects with spans, take some 300 times its size in memory
+ * (a 4 MB text, 1.2 GB).
  */
-export const MAX_TEXT_BYTES = 16 * 1024 * 1024;
+export const MAX_TEXT_BYTES = 4 * 1024 * 1024;
 
 /** A UTF-8 text file as VS Code shows it (no byte-order mark), of at most MAX_TEXT_BYTES. */
 export function readTextFile(file: string | undefined, flag = '--text'): string {

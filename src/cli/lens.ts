@@ -119,7 +119,7 @@ export async function textTokens(model: HookedModel, text: string, values: Optio
   if (tokens.length === 0) throw new LoupeError('the text has no tokens (is the file empty?)');
   if (tokens.length > model.spec.nCtx) {
     process.stderr.write(
-      `loupe: warning: the text has ${tokens.length} tokens; reading the first ${model.spec.nCtx} (the model's context)\n`,
+      `loupe: warning: the text has more than ${model.spec.nCtx} tokens; reading the first ${model.spec.nCtx} (the model's context)\n`,
     );
     return tokens.slice(0, model.spec.nCtx);
   }

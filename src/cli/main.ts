@@ -81,7 +81,8 @@ commands:
 ${Object.values(COMMANDS)
   .map((c) => `  ${c.usage}\n`)
   .join('')}
---model defaults to the bundled default model. --threads N sets onnxruntime's threads.`;
+--model defaults to the bundled default model. --threads N sets onnxruntime's threads (up to 4 per core; 0: one
+per core). Negative numbers go as --position -1 or --position=-1.`;
 
 interface Flags {
   model?: string;
@@ -263,16 +264,16 @@ async function benchForward(flags: Flags): Promise<void> {
   const repeat = positiveInt(flags.repeat ?? '10', '--repeat');
   const batch = positiveInt(flags.batch ?? '1', '--batch');
   const hooks = choice(flags.hooks ?? 'none', '--hooks', ['none', 'resid', 'all'] as const);
-  if (T * batch > MAX_BENCH_TOKENS)
-    throw new LoupeError(
-      `--batch ${batch} × --tokens ${T} is ${T * batch} tokens per pass; at most ${MAX_BENCH_TOKENS} are benchmarked`,
-    );
   const openStart = process.hrtime.bigint();
   const model = await openModel(flags);
   const openSeconds = Number(process.hrtime.bigint() - openStart) / 1e9;
   try {
     if (T > model.spec.nCtx)
       throw new LoupeError(`--tokens ${T} exceeds the model's context of ${model.spec.nCtx}`);
+    if (T * batch > MAX_BENCH_TOKENS)
+      throw new LoupeError(
+        `--batch ${batch} × --tokens ${T} is ${T * batch} tokens per pass; at most ${MAX_BENCH_TOKENS} are benchmarked`,
+      );
     const rand = seededUniform(12345);
     const ids = Array.from({ length: batch }, () =>
       Array.from({ length: T }, () => Math.floor(rand() * model.spec.dVocab)),

@@ -5,6 +5,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { maxThreads } from '../shared/threads';
 
 export interface LoupeConfig {
   /** A checkpoint folder; '' for the bundled default model. */
@@ -28,9 +29,15 @@ export function readConfig(): LoupeConfig {
     saePath: isNoSae(c.get<string>('saePath', '')) ? null : resolvePath(c.get<string>('saePath', '')),
     modelFolders: folderList(c.get<unknown>('modelFolders', [])),
     saeFolders: folderList(c.get<unknown>('saeFolders', [])),
-    threads: Math.max(0, Math.floor(c.get<number>('threads', 0))),
+    threads: threadsSetting(c.get<unknown>('threads', 0)),
     showTokenBoundaries: c.get<boolean>('showTokenBoundaries', true),
   };
+}
+
+/** loupe.threads as a count the engine can use: 0 (one per core) up to the bound --threads has; anything else, 0. */
+function threadsSetting(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) return 0;
+  return Math.min(Math.floor(value), maxThreads(os.availableParallelism()));
 }
 
 /** Whether a configuration change touches the settings that decide what the engine loads. */

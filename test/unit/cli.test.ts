@@ -98,7 +98,7 @@ describe('loupe CLI', function () {
         /unknown hook/,
       ],
       [['frobnicate'], /unknown command/],
-      [['tokenize', '--bogus'], /Unknown option/],
+      [['tokenize', '--bogus'], /unknown option --bogus; see 'loupe --help'/],
       [['bench', 'forward', '--model', dir, '--tokens=-3'], /--tokens must be a positive integer/],
     ];
     for (const [args, pattern] of cases) {

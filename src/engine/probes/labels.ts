@@ -10,9 +10,7 @@
  * Texts longer than the context are cut into windows that each start with
  * BOS (as the model was trained); BOS itself is never an example.
  */
-import * as fs from 'node:fs';
-import * as readline from 'node:readline';
-import { CorpusDocument } from '../corpus';
+import { CorpusDocument, jsonlLines } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { Token } from '../tokenizer';
@@ -226,12 +224,8 @@ export function tokenLabels(
  * booleans; each line is its own document.
  */
 export async function readLabelledJsonl(file: string): Promise<LabelledText[]> {
-  if (!fs.existsSync(file)) throw new LoupeError(`${file}: no such file`);
-  const lines = readline.createInterface({ input: fs.createReadStream(file, 'utf8'), crlfDelay: Infinity });
   const out: LabelledText[] = [];
-  let n = 0;
-  for await (const line of lines) {
-    n++;
+  for await (const { line, number: n } of jsonlLines(file, 'dataset')) {
     if (line.trim().length === 0) continue;
     const where = `${file}:${n}`;
     let value: unknown;

@@ -9,7 +9,7 @@
  */
 import { readCorpus } from '../corpus';
 import { logSumExp } from '../logits';
-import { CancelledError } from '../errors';
+import { CancelledError, LoupeError } from '../errors';
 import { HookedModel } from '../model';
 import { Tensor } from '../tensor';
 import { contextWindows } from './activations';
@@ -30,11 +30,13 @@ export interface SaeEvaluation {
   readonly tokens: number;
   readonly l0: number;
   readonly mse: number;
-  readonly fvu: number;
+  /** Null where the activations do not vary (there is no variance to explain). */
+  readonly fvu: number | null;
   readonly ceClean: number;
   readonly ceSpliced: number;
   readonly ceZeroAblated: number;
-  readonly lossRecovered: number;
+  /** Null where zero-ablating the SAE does not change the loss (there is no gap to recover). */
+  readonly lossRecovered: number | null;
   readonly deadFraction: number;
   readonly denseFraction: number;
 }
@@ -119,6 +121,11 @@ export async function evaluateSae(
     }
   }
   if (pending.length > 0) await runBatch(pending);
+  if (ce.count === 0) {
+    throw new LoupeError(
+      `${options.corpus}: no text found with two tokens or more; the loss needs a next token to predict`,
+    );
+  }
 
   let variance = 0;
   for (let j = 0; j < dIn; j++) variance += sumSq[j] / tokens - (sum[j] / tokens) ** 2;
@@ -135,11 +142,11 @@ export async function evaluateSae(
     tokens,
     l0: l0Sum / tokens,
     mse: sqErr / tokens,
-    fvu: sqErr / tokens / variance,
+    fvu: variance > 0 ? sqErr / tokens / variance : null,
     ceClean,
     ceSpliced,
     ceZeroAblated: ceZero,
-    lossRecovered: (ceZero - ceSpliced) / (ceZero - ceClean),
+    lossRecovered: ceZero !== ceClean ? (ceZero - ceSpliced) / (ceZero - ceClean) : null,
     deadFraction: dead / dSae,
     denseFraction: dense / dSae,
   };

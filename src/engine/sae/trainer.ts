@@ -332,6 +332,9 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
   return { outDir: options.outDir, steps: step, tokens, last, cancelled };
 }
 
+/** The most f32 values in one weight matrix or activation buffer (1 GiB): beyond, a laptop runs out of memory. */
+const MAX_MATRIX_VALUES = 2 ** 28;
+
 function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOptions): ResolvedOptions {
   const architecture = options.architecture ?? 'topk';
   const dSae = options.dSae ?? Math.round((options.expansion ?? 8) * dIn);
@@ -344,6 +347,20 @@ function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOption
   };
   positive(dSae, 'd_sae');
   positive(batch, 'the batch size');
+  // Sizes checked against the hook's width before anything is allocated.
+  if (!Number.isInteger(dSae))
+    throw new LoupeError(`d_sae must be an integer, not ${dSae} (expansion × d_in)`);
+  if (dSae * dIn > MAX_MATRIX_VALUES) {
+    throw new LoupeError(
+      `d_sae ${dSae} × d_in ${dIn} is ${dSae * dIn} weights per matrix, more than the ${MAX_MATRIX_VALUES} Loupe trains; choose a smaller --d-sae or --expansion`,
+    );
+  }
+  const bufferBatches = options.bufferBatches ?? 16;
+  if (batch * bufferBatches * dIn > MAX_MATRIX_VALUES) {
+    throw new LoupeError(
+      `a batch of ${batch} tokens (buffered ${bufferBatches} times, ${dIn} values each) would hold ${batch * bufferBatches * dIn} activations, more than the ${MAX_MATRIX_VALUES} Loupe keeps; choose a smaller --batch`,
+    );
+  }
   const k = options.k ?? 32;
   if (architecture === 'topk' && (k < 1 || k > dSae))
     throw new LoupeError(`TopK's k must be between 1 and d_sae (${dSae}), not ${k}`);
@@ -357,7 +374,7 @@ function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOption
     batch,
     steps,
     contextSize: Math.min(options.contextSize ?? 128, model.spec.nCtx),
-    bufferRows: batch * (options.bufferBatches ?? 16),
+    bufferRows: batch * bufferBatches,
     warmup: Math.max(1, options.warmupSteps ?? Math.ceil(steps * 0.02)),
     l1Warmup: Math.max(1, Math.ceil(steps * (options.l1WarmupFraction ?? 0.05))),
     decayFrom: Math.floor(steps * (1 - (options.decayFraction ?? 0.2))),
