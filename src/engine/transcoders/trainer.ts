@@ -153,6 +153,8 @@ interface CheckpointState {
   corpus: string;
 }
 
+/** The most f32 values a run keeps for its parameters and optimiser (8 GiB). */
+const MAX_TRAINING_VALUES = 2 ** 31;
 /** The shuffle buffer's most bytes: a row holds 2·d_model values per layer, so a deep model's rows are wide. */
 const BUFFER_BYTES = 512 * 1024 * 1024;
 const LOG_FILE = 'training_log.jsonl';
@@ -416,6 +418,16 @@ function resolveOptions(model: HookedModel, options: TrainTranscodersOptions): R
   };
   positive(dTranscoder, 'd_tc');
   positive(batch, 'the batch size');
+  // Sizes checked against the model before anything is allocated.
+  if (!Number.isInteger(dTranscoder))
+    throw new LoupeError(`d_tc must be an integer, not ${dTranscoder} (expansion × d_model)`);
+  // Per layer: W_enc and W_dec, each with two Adam moments, in two alternating sets.
+  const stateValues = options.layers.length * 12 * dTranscoder * dModel;
+  if (stateValues > MAX_TRAINING_VALUES) {
+    throw new LoupeError(
+      `${options.layers.length} layer${options.layers.length === 1 ? '' : 's'} of d_tc ${dTranscoder} × d_model ${dModel} need ${stateValues} training values (weights, Adam moments, two sets), more than the ${MAX_TRAINING_VALUES} Loupe trains at once; choose a smaller --d-tc or --expansion, or fewer layers per run`,
+    );
+  }
   const k = options.k ?? 32;
   if (architecture === 'topk' && (k < 1 || k > dTranscoder))
     throw new LoupeError(`TopK's k must be between 1 and d_tc (${dTranscoder}), not ${k}`);

@@ -40,6 +40,13 @@ export const cases: FuzzCase[] = [
     expect: { error: /--k goes with --arch topk/ },
   },
   {
+    name: 'flags/transcoder-too-large-to-train',
+    area: 'flags',
+    setup: (dir) => train(dir, '--layer', 'all', '--d-tc', '100000000'),
+    expect: { error: /more than the \d+ Loupe trains at once; choose a smaller --d-tc/ },
+    maxRssMiB: 600,
+  },
+  {
     name: 'corpus/transcoder-corpus-without-tokens',
     area: 'corpus',
     setup: (dir) => [...train(dir, '--layer', '0'), '--corpus', writeInput(dir, 'empty.txt', '')],
