@@ -10,8 +10,11 @@ import * as path from 'node:path';
 import { openTranscoderSet, saveTranscoderSet } from '../../src/engine/dictionaries/transcoderSet';
 import { HookedModel } from '../../src/engine/model';
 import { evaluateTranscoders } from '../../src/engine/transcoders/evaluate';
+import { TranscoderForward } from '../../src/engine/transcoders/forward';
+import { dictionaryFeatures, fitDictionary } from '../../src/engine/dictionaries/fit';
+import { openTranscoders } from '../../src/engine/dictionaries/open';
 import { TranscoderTrainProgress, trainTranscoders } from '../../src/engine/transcoders/trainer';
-import { FIXTURES, tempDir } from './helpers';
+import { FIXTURES, maxAbsDiff, tempDir } from './helpers';
 
 const SAMPLES = path.join(__dirname, '..', '..', 'samples');
 
@@ -128,6 +131,12 @@ describe('transcoder trainer', function () {
       JSON.stringify(ev),
     );
     assert.ok(ev.layers.every((l) => l.l0 === 8));
+    // The features `loupe features --transcoders` reads from the same set are the ones evaluated here.
+    const runs = await dictionaryFeatures(fitDictionary(model, openTranscoders(outDir)), ids);
+    const forward = await TranscoderForward.create(layer, set, 1);
+    const mine = await forward.run(x.slice(0, ids.length * d));
+    await forward.release();
+    assert.ok(maxAbsDiff(runs[1].acts.data, mine.features) < 1e-4);
   });
 
   it('a set that predicts zero recovers nothing: replaced loss = zero-ablated loss, FVU ≥ 1', async () => {
