@@ -8,9 +8,8 @@ import { HookSelection, hookShape } from '../engine/hooks';
 import { TensorToWrite, writeSafetensors } from '../engine/safetensors';
 import { checkOutputFile } from '../engine/safeWrite';
 import { Sae } from '../engine/sae/sae';
-import { attachSae, saeFeatures, topFeatures } from '../engine/sae/splice';
 import { evaluateSae } from '../engine/sae/evaluate';
-import { TrainProgress, trainSae } from '../engine/sae/trainer';
+import { trainSae } from '../engine/sae/trainer';
 import { BuildProgress, buildFeatureDatabase } from '../engine/features/build';
 import { FeatureDatabase } from '../engine/features/database';
 import { FeatureContext, FeatureDashboard } from '../engine/features/types';
@@ -30,8 +29,11 @@ import {
   threadsOption,
 } from './common';
 import { runAndExit } from './exit';
+import { featuresCommand } from './features';
 import { headsCommand } from './heads';
 import { lensCommand } from './lens';
+import { reportProgress, withStopSignal } from './trainingProgress';
+import { evalTranscoderCommand, trainTranscoderCommand } from './transcoders';
 import { probeCommand } from './probe';
 import { ablateCommand, occludeCommand, patchCommand, steerCommand, tcavCommand } from './causal';
 
@@ -45,6 +47,9 @@ const COMMANDS: Readonly<Record<string, CliCommand>> = {
   ablate: ablateCommand,
   occlude: occludeCommand,
   steer: steerCommand,
+  features: featuresCommand,
+  'train-transcoder': trainTranscoderCommand,
+  'eval-transcoder': evalTranscoderCommand,
 };
 
 const USAGE = `usage: loupe <command> [options]
@@ -56,8 +61,6 @@ commands:
       one forward pass; writes 'logits' [1, T, d_vocab] and each hook (f32, TransformerLens shapes)
   hooks --model DIR [--json]
       the model's hook points and their shapes
-  features --model DIR --sae DIR --text FILE [--top K] [--json] [--no-bos]
-      each token (as 'tokenize' prints it) with the K largest positive SAE feature activations (default 10)
   train-sae --model DIR --hook NAME --corpus PATH --out DIR [--arch topk|relu] [--expansion E | --d-sae N]
             [--k K] [--l1 C] [--lr LR] [--batch TOKENS] [--tokens TOTAL] [--context N] [--checkpoint-every STEPS]
             [--seed S] [--resume]
@@ -170,8 +173,6 @@ async function main(argv: string[]): Promise<void> {
       return run(flags);
     case 'hooks':
       return listHooks(flags);
-    case 'features':
-      return features(flags);
     case 'eval-sae':
       return evalSaeCommand(flags);
     case 'train-sae':
@@ -251,48 +252,6 @@ async function listHooks(flags: Flags): Promise<void> {
     else for (const r of rows) process.stdout.write(`${r.name}\t[${r.shape.join(', ')}]\n`);
   } finally {
     await model.dispose();
-  }
-}
-
-async function features(flags: Flags): Promise<void> {
-  if (!flags.sae)
-    throw new LoupeError('--sae DIR is required (a SAELens folder: cfg.json + sae_weights.safetensors)');
-  const top = positiveInt(flags.top ?? '10', '--top');
-  const threads = threadsOption(flags.threads);
-  const sae = Sae.load(flags.sae, { threads });
-  for (const w of sae.warnings) process.stderr.write(`loupe: warning: ${w}\n`);
-  if (sae.config.prependBos !== null && sae.config.prependBos === Boolean(flags['no-bos'])) {
-    const advice = sae.config.prependBos ? 'drop --no-bos' : 'pass --no-bos';
-    process.stderr.write(
-      `loupe: warning: the SAE was trained with prepend_bos ${sae.config.prependBos}; ${advice} to match\n`,
-    );
-  }
-  const model = await openModel(flags);
-  try {
-    const text = readContextText(model, flags.text, '--text', 'refuse');
-    const attached = attachSae(model, sae);
-    const tokens = await model.tokenize(text, { prependBos: !flags['no-bos'] });
-    if (tokens.length === 0)
-      throw new LoupeError(`${flags.text}: the text has no tokens (is the file empty?)`);
-    const [acts] = await saeFeatures(attached, [tokens.map((t) => t.id)]);
-    const best = topFeatures(acts, top);
-    const rows = tokens.map((t, i) => ({
-      id: t.id,
-      text: t.text,
-      start: t.start,
-      end: t.end,
-      features: best[i].map((f) => ({ index: f.index, act: f.act })),
-    }));
-    if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else {
-      for (const r of rows) {
-        const list = r.features.map((f) => `${f.index}:${f.act.toPrecision(4)}`).join(' ');
-        process.stdout.write(`${r.id}\t${r.start}\t${r.end}\t${JSON.stringify(r.text)}\t${list}\n`);
-      }
-    }
-  } finally {
-    await model.dispose();
-    await sae.dispose();
   }
 }
 
@@ -376,31 +335,19 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
     throw new LoupeError('--l1 goes with --arch relu');
   if (settings.expansion !== undefined && settings.dSae !== undefined)
     throw new LoupeError('give --expansion or --d-sae, not both');
+  const paths = { hook: flags.hook, corpus: flags.corpus, outDir: flags.out };
   const model = await openModel(flags);
-  const controller = new AbortController();
-  const onSignal = (): void => {
-    process.stderr.write('\nstopping at the next step; a checkpoint will be written\n');
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   try {
-    const result = await trainSae(model, {
-      hook: flags.hook,
-      corpus: flags.corpus,
-      outDir: flags.out,
-      architecture: arch,
-      ...settings,
-      resume: flags.resume,
-      signal: controller.signal,
-      onProgress: (p) => {
-        // A live bar on a terminal; otherwise (logs, CI) one line per tenth of the run.
-        if (process.stderr.isTTY) process.stderr.write(`\r${progressLine(p)}`);
-        else if (p.step === p.steps || p.step % Math.max(1, Math.round(p.steps / 10)) === 0) {
-          process.stderr.write(`${progressLine(p)}\n`);
-        }
-      },
-    });
+    const result = await withStopSignal((signal) =>
+      trainSae(model, {
+        ...paths,
+        architecture: arch,
+        ...settings,
+        resume: flags.resume,
+        signal,
+        onProgress: reportProgress,
+      }),
+    );
     process.stderr.write('\n');
     if (result.cancelled) {
       throw new CancelledError(
@@ -412,8 +359,6 @@ async function trainSaeCommand(flags: Flags): Promise<void> {
       `${JSON.stringify({ out: result.outDir, steps: result.steps, tokens: result.tokens, loss: l?.loss, mse: l?.mse, fvu: l?.fvu, l0: l?.l0, dead_fraction: l?.deadFraction })}\n`,
     );
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
     await model.dispose();
   }
 }
@@ -561,20 +506,6 @@ function renderDashboard(d: FeatureDashboard): string {
     for (const c of b.samples) lines.push(`  ${c.act.toPrecision(3).padStart(8)}  ${ctx(c)}   ${c.source}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-function progressLine(p: TrainProgress): string {
-  const width = 24;
-  const done = Math.round((p.step / p.steps) * width);
-  const eta =
-    p.etaSeconds < 90
-      ? `${Math.round(p.etaSeconds)}s`
-      : `${Math.floor(p.etaSeconds / 60)}m${String(Math.round(p.etaSeconds % 60)).padStart(2, '0')}s`;
-  return (
-    `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${((100 * p.step) / p.steps).toFixed(0).padStart(3)}% ` +
-    `step ${p.step}/${p.steps} | ${Math.round(p.activationsPerSecond)} act/s | loss ${p.loss.toFixed(3)} | ` +
-    `FVU ${p.fvu.toFixed(3)} | L0 ${p.l0.toFixed(1)} | dead ${(100 * p.deadFraction).toFixed(1)}% | ETA ${eta}  `
-  );
 }
 
 runAndExit(() => main(process.argv.slice(2)));

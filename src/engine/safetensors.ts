@@ -145,6 +145,29 @@ export class SafetensorsFile {
     return written;
   }
 
+  /**
+   * Chosen rows (along the first axis) of one floating-point tensor, widened
+   * to f32 and laid end to end: how a large dictionary's decoder is read a
+   * few features at a time, with memory in proportion to the rows asked for.
+   */
+  readRowsF32(name: string, rows: readonly number[]): Float32Array {
+    const t = this.info(name);
+    const nRows = t.shape[0] ?? 1;
+    const rowElems = t.shape.slice(1).reduce((a, d) => a * d, 1);
+    const rowBytes = rowElems * DTYPE_BYTES[t.dtype];
+    const out = new Float32Array(rows.length * rowElems);
+    const buf = Buffer.alloc(rowBytes);
+    const what = `${this.file}: tensor '${name}'`;
+    rows.forEach((r, i) => {
+      if (!Number.isSafeInteger(r) || r < 0 || r >= nRows) {
+        throw new LoupeError(`${what} has ${nRows} rows; row ${r} does not exist`);
+      }
+      this.readRange(t.begin + r * rowBytes, buf, name);
+      out.set(toF32(t.dtype, buf, what), i * rowElems);
+    });
+    return out;
+  }
+
   private readRange(position: number, into: Uint8Array, name: string): void {
     const fd = fs.openSync(this.file, 'r');
     try {
@@ -346,4 +369,45 @@ export function writeSafetensors(
 ): void {
   checkOutputFile(file, 'safetensors');
   writeFileAtomic(file, safetensorsChunks(tensors, metadata));
+}
+
+/** f32 values rounded to the nearest f16 (ties to even), as the bit patterns a safetensors F16 tensor stores. */
+export function f32ToF16(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < values.length; i++) {
+    f[0] = values[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    const mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    const e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+    } else if (e <= 0) {
+      // Subnormal or zero in f16: shift the mantissa (with its implicit 1) into place, rounding to even.
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      const m = mant | 0x800000;
+      const shift = 14 - e;
+      let half = m >>> shift;
+      const rest = m & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rest > mid || (rest === mid && half & 1)) half++;
+      out[i] = sign | half;
+    } else {
+      let half = (e << 10) | (mant >>> 13);
+      const rest = mant & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+      out[i] = sign | half;
+    }
+  }
+  return out;
 }

@@ -28,7 +28,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     'loupe.loadSae': loadFolder(
       'saePath',
       'Load SAE',
-      'Choose an SAELens SAE folder (cfg.json, sae_weights.safetensors)',
+      'Choose an SAE or transcoder folder (SAELens cfg.json, Gemma Scope params.npz, a transcoder set config.yaml)',
     ),
     'loupe.useBundled': useBundled,
     'loupe.reload': () => ctx.engine.load(),

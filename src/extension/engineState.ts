@@ -67,6 +67,11 @@ export class EngineState implements vscode.Disposable {
     return path.join(this.extensionPath, 'models', 'default-sae');
   }
 
+  /** The default model's transcoder set, listed in the Models & SAEs tree beside the bundled SAE. */
+  get bundledTranscodersDir(): string {
+    return path.join(this.extensionPath, 'models', 'default-transcoders');
+  }
+
   /**
    * Loads what the settings name once they have settled, so that a command
    * that sets the model and then the SAE loads once, and never the new model

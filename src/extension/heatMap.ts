@@ -11,6 +11,7 @@ import { DrawnStretch, TokenDecorations, covers, stretchInView, toRange } from '
 import { EngineError } from './engineClient';
 import { EngineState } from './engineState';
 import { LagProbe } from './lagProbe';
+import { layerOfFeature } from '../shared/featureNames';
 
 interface FeatureMap {
   readonly analysis: Analysis;
@@ -92,8 +93,13 @@ export class HeatMap implements vscode.Disposable {
     if (!this.feature) return null;
     const document = vscode.window.activeTextEditor?.document;
     const map = document ? this.maps.get(document.uri.toString()) : undefined;
+    const status = this.engine.status;
     return {
       feature: this.feature.index,
+      ...layerOfFeature(
+        this.feature.index,
+        status.kind === 'ready' ? (status.sae?.layerWidth ?? null) : null,
+      ),
       label: this.feature.label,
       max: map?.max ?? null,
       activeTokens: map?.activeTokens ?? null,

@@ -5,6 +5,10 @@
  *   loupe.trainSae             Train SAE…: hook, corpus, architecture, latents, k, token
  *                              budget and output folder in quick picks; Cancel stops at a
  *                              checkpoint that Resume Training (here or in the tree) continues
+ *   loupe.trainTranscoders     Train Transcoders…: layers, corpus, architecture, skip term, size,
+ *                              k, token budget and output folder; written as a circuit-tracer
+ *                              transcoder set; Cancel stops at a checkpoint that the same command
+ *                              offers to resume
  *   loupe.computeDashboards    the loaded SAE's feature database from the workspace's files
  *   loupe.exportActivations    the active file's (or selection's) activations at chosen hooks,
  *                              to a .safetensors file
@@ -34,6 +38,7 @@ const DEFAULT_TOKENS = '2M';
 export function registerJobCommands(ctx: JobsContext): vscode.Disposable[] {
   const commands: Record<string, (arg?: unknown) => unknown> = {
     'loupe.trainSae': () => trainSae(ctx),
+    'loupe.trainTranscoders': () => trainTranscoders(ctx),
     'loupe.models.resumeTraining': (arg) => {
       const f = nodeFolder(arg);
       if (f) return resumeTraining(ctx, f.dir);
@@ -288,6 +293,199 @@ async function runTraining(ctx: JobsContext, params: EngineParams<'trainSae'>): 
       ...(cp ? [resume] : []),
     );
     if (answer === resume) await resumeTraining(ctx, params.outDir);
+  } else {
+    void showFailure(ctx, `Loupe: training ${name} failed: ${outcome.message}`);
+  }
+}
+
+// ---- Train Transcoders… ----
+
+const TRANSCODER_STEPS = 8;
+
+async function trainTranscoders(ctx: JobsContext): Promise<void> {
+  const model = readyModel(ctx.engine);
+  if (!model) return;
+  const title = (n: number) => `Loupe: Train Transcoders on ${model.name} (${n}/${TRANSCODER_STEPS})`;
+  const { hooks } = await ctx.engine.client.request('hooks', {});
+  const nLayers = Math.max(0, ...hooks.map((h) => Number(/^blocks\.(\d+)\./.exec(h.name)?.[1] ?? -1))) + 1;
+  const dModel = Number(hooks.find((h) => h.name === 'blocks.0.hook_mlp_out')?.shape[2] ?? 0);
+  type LayerItem = vscode.QuickPickItem & { layers: number[] };
+  const layer = await pick<LayerItem>(
+    [
+      {
+        label: 'Every layer',
+        description: `${nLayers} transcoders, one forward pass per batch`,
+        detail: 'A complete set, as circuit-tracer needs for attribution graphs',
+        layers: [],
+      },
+      ...Array.from({ length: nLayers }, (_, l) => ({
+        label: `Layer ${l}`,
+        description: `blocks.${l}.ln2.hook_normalized → blocks.${l}.hook_mlp_out`,
+        layers: [l],
+      })),
+    ],
+    {
+      title: title(1),
+      placeHolder: 'The MLPs to replace: each transcoder reads its input and predicts its output',
+    },
+  );
+  if (!layer) return;
+
+  const corpus = await pickCorpus(title(2), 'The text to train on: activations are streamed from it');
+  if (!corpus) return;
+
+  type ArchItem = vscode.QuickPickItem & { arch: 'topk' | 'relu' | 'jumprelu' };
+  const arch = await pick<ArchItem>(
+    [
+      {
+        label: 'TopK',
+        description: 'the k largest features per token',
+        detail: 'Sparsity set by k, no penalty to tune',
+        arch: 'topk',
+      },
+      {
+        label: 'ReLU',
+        description: 'an L1 penalty',
+        detail: 'λ·Σ f·‖W_dec‖, warmed up over the first 5% of steps',
+        arch: 'relu',
+      },
+      {
+        label: 'JumpReLU',
+        description: 'a learned threshold per feature and an L0 penalty',
+        detail: 'Rajamanoharan et al. 2024, as Gemma Scope trains them',
+        arch: 'jumprelu',
+      },
+    ],
+    { title: title(3), placeHolder: 'Architecture' },
+  );
+  if (!arch) return;
+
+  type SkipItem = vscode.QuickPickItem & { skip: boolean };
+  const skip = await pick<SkipItem>(
+    [
+      {
+        label: 'With a skip term',
+        detail: 'Adds x·W_skipᵀ, a linear part beside the features (Paulo et al. 2025)',
+        skip: true,
+      },
+      { label: 'Without', detail: 'Features only', skip: false },
+    ],
+    { title: title(4), placeHolder: 'Skip transcoder?' },
+  );
+  if (!skip) return;
+
+  type SizeItem = vscode.QuickPickItem & { expansion: number };
+  const size = await pick<SizeItem>(
+    EXPANSIONS.map((e) => ({
+      label: `${e}×`,
+      description: `${(e * dModel).toLocaleString('en-US')} features per layer`,
+      expansion: e,
+    })),
+    { title: title(5), placeHolder: `Features, as a multiple of d_model = ${dModel}`, activeIndex: 1 },
+  );
+  if (!size) return;
+  const dTc = size.expansion * dModel;
+
+  let k = DEFAULT_K;
+  if (arch.arch === 'topk') {
+    const typed = await vscode.window.showInputBox({
+      title: title(6),
+      prompt: `k: features kept per token (1 to ${dTc})`,
+      value: String(Math.min(DEFAULT_K, dTc)),
+      ignoreFocusOut: true,
+      validateInput: (v) => {
+        const n = Number(v.trim());
+        return Number.isInteger(n) && n >= 1 && n <= dTc ? null : `a whole number from 1 to ${dTc}`;
+      },
+    });
+    if (typed === undefined) return;
+    k = Number(typed.trim());
+  }
+
+  const tokensText = await vscode.window.showInputBox({
+    title: title(7),
+    prompt: 'Training tokens (e.g. 500k, 2M); the corpus repeats if it is shorter',
+    value: DEFAULT_TOKENS,
+    ignoreFocusOut: true,
+    validateInput: (v) =>
+      parseCount(v) === null ? 'a positive number of tokens, like 200000, 500k or 2M' : null,
+  });
+  if (tokensText === undefined) return;
+  const trainingTokens = parseCount(tokensText)!;
+
+  const which = layer.layers.length === 0 ? 'all' : `L${layer.layers[0]}`;
+  const defaultOut = path.join(
+    os.homedir(),
+    'loupe',
+    'transcoders',
+    `${model.name}-${which}-${arch.arch}${skip.skip ? '-skip' : ''}-${dTc}`,
+  );
+  const outText = await vscode.window.showInputBox({
+    title: title(8),
+    prompt: 'Output folder: a circuit-tracer transcoder set (config.yaml, layer_{i}.safetensors)',
+    value: defaultOut,
+    ignoreFocusOut: true,
+    validateInput: (v) => outFolderProblem(v, corpus),
+  });
+  if (outText === undefined) return;
+  const outDir = path.resolve(expandHome(outText.trim()));
+
+  let resume = false;
+  if (fs.existsSync(path.join(outDir, 'checkpoint', 'state.json'))) {
+    type ResumeItem = vscode.QuickPickItem & { resume: boolean };
+    const choice = await pick<ResumeItem>(
+      [
+        { label: 'Resume', detail: 'Continues the stopped run with its own settings', resume: true },
+        {
+          label: 'Start Over',
+          detail: 'Discards the checkpoint and trains with the settings chosen now',
+          resume: false,
+        },
+      ],
+      { title: `Loupe: ${path.basename(outDir)} holds a stopped training run` },
+    );
+    if (!choice) return;
+    resume = choice.resume;
+  }
+  const params: EngineParams<'trainTranscoders'> = {
+    ...jobModel(model),
+    layers: layer.layers,
+    corpus,
+    outDir,
+    architecture: arch.arch,
+    skip: skip.skip,
+    expansion: size.expansion,
+    k,
+    trainingTokens,
+    batchSize: null,
+    contextSize: null,
+    checkpointEvery: null,
+    seed: null,
+    resume,
+  };
+  const name = path.basename(outDir);
+  if (ctx.jobs.isBusy(outDir)) {
+    void vscode.window.showWarningMessage(`Loupe: ${name} is being trained already.`);
+    return;
+  }
+  const outcome = await runJob(ctx.jobs, `Training transcoders ${name}`, 'trainTranscoders', params, outDir);
+  if (fs.existsSync(path.join(outDir, 'config.yaml'))) await addFolder('saeFolders', outDir);
+  await ctx.tree.refresh();
+  if (outcome.kind === 'done') {
+    const r = outcome.result;
+    const perLayer = r.layers
+      .map(
+        (l) =>
+          `L${l.layer} FVU ${l.fvu.toFixed(3)}, L0 ${l.l0.toFixed(1)}, dead ${(100 * l.deadFraction).toFixed(1)}%`,
+      )
+      .join('; ');
+    void vscode.window.showInformationMessage(
+      `Loupe: trained ${name} (${perLayer || 'no steps run'}; ${r.steps} steps, ${r.tokens.toLocaleString('en-US')} tokens, ${formatSeconds(r.seconds)}).`,
+    );
+  } else if (outcome.kind === 'cancelled') {
+    void vscode.window.showInformationMessage(
+      `Loupe: training of ${name} stopped; run "Loupe: Train Transcoders…" with the same folder to resume it.`,
+    );
   } else {
     void showFailure(ctx, `Loupe: training ${name} failed: ${outcome.message}`);
   }

@@ -362,7 +362,8 @@ export class ModelTree
     let summary: string;
     if (c) {
       // The hook first: it is what tells SAEs of one model apart.
-      summary = `${c.hook} · ${c.architecture}${c.k !== null ? ` k=${c.k}` : ''} · ${c.dSae.toLocaleString('en-US')} features`;
+      summary = `${hooksText(c)} · ${formatText(c)}${c.architecture}${c.k !== null ? ` k=${c.k}` : ''} · ${c.dSae.toLocaleString('en-US')} features`;
+      if (c.l0 !== null && c.k === null) summary += ` · L0 ${c.l0}`;
       if (c.hasFeatureDatabase) summary += ' · dashboards';
     } else if (folder.checkpoint && !folder.problem) {
       summary = `training stopped at step ${folder.checkpoint.step} of ${folder.checkpoint.steps}`;
@@ -382,7 +383,7 @@ export class ModelTree
     md.appendMarkdown(`**${escapeMarkdown(folder.name)}**${loaded ? ' — loaded' : ''}  \n`);
     if (c) {
       md.appendMarkdown(
-        `${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at ${inlineCode(c.hook)}, d_in ${c.dIn} → d_sae ${c.dSae} ` +
+        `${formatText(c)}${c.architecture}${c.k !== null ? ` (k = ${c.k})` : ''} at ${inlineCode(hooksText(c))}, d_in ${c.dIn} → d_sae ${c.dSae} ` +
           `(${(c.dSae / c.dIn).toFixed(c.dSae % c.dIn === 0 ? 0 : 1)}×)` +
           (c.modelName ? `, trained on ${escapeMarkdown(c.modelName)}` : '') +
           `  \n${c.hasFeatureDatabase ? 'Has feature dashboards' : 'No feature dashboards yet'}` +
@@ -405,9 +406,9 @@ export class ModelTree
       loaded,
       loadable: !loaded && c !== null && folder.problem === null,
       added: origins.added,
-      config: c !== null,
+      config: c !== null && hasConfigFile(c.format),
       resumable,
-      dashboards: c !== null && folder.problem === null && fitsLoaded,
+      dashboards: c !== null && c.format === 'saelens' && folder.problem === null && fitsLoaded,
     });
     return item;
   }
@@ -432,8 +433,10 @@ export class ModelTree
       ...(s.kind === 'ready' ? [s.model.dir] : []),
       ...c.modelFolders,
     ];
+    const transcoders = this.engine.bundledTranscodersDir;
     const saes = [
       bundledSae,
+      ...(fs.existsSync(transcoders) ? [transcoders] : []),
       ...(c.saePath ? [c.saePath] : []),
       ...(s.kind === 'ready' && s.sae ? [s.sae.dir] : []),
       ...c.saeFolders,
@@ -484,8 +487,11 @@ function saeDetails(f: SaeFolder, loadedModel: string | null): ModelTreeNode[] {
   const rows: [string, string][] = [];
   const c = f.config;
   if (c) {
+    if (c.format !== 'saelens') rows.push(['format', c.format]);
     rows.push(['architecture', `${c.architecture}${c.k !== null ? ` · k ${c.k}` : ''}`]);
-    rows.push(['hook', c.hook]);
+    rows.push([c.outputHook ? 'hooks' : 'hook', hooksText(c)]);
+    if (c.layers > 1) rows.push(['layers', String(c.layers)]);
+    if (c.l0 !== null) rows.push(['L0', String(c.l0)]);
     rows.push(['d_in → d_sae', `${c.dIn} → ${c.dSae.toLocaleString('en-US')}`]);
     if (c.modelName) rows.push(['model', c.modelName]);
     if (c.trainingTokens !== null)
@@ -556,7 +562,14 @@ export function registerModelTree(
     'loupe.models.openConfig': (arg) => {
       const f = nodeFolder(arg);
       if (!f) return;
-      const file = path.join(f.dir, f.kind === 'model' ? 'config.json' : 'cfg.json');
+      // A transcoder set's config is its config.yaml; Gemma Scope folders have none (the item offers no Open Config).
+      const config =
+        f.kind === 'model'
+          ? 'config.json'
+          : fs.existsSync(path.join(f.dir, 'config.yaml'))
+            ? 'config.yaml'
+            : 'cfg.json';
+      const file = path.join(f.dir, config);
       return vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true });
     },
     'loupe.models.copyPath': (arg) => {
@@ -591,7 +604,7 @@ async function addFromDialog(tree: ModelTree, kind: 'model' | 'sae'): Promise<vo
     title:
       kind === 'model'
         ? 'Add a Hugging Face checkpoint folder (config.json, model.safetensors, tokenizer.json)'
-        : 'Add an SAELens SAE folder (cfg.json, sae_weights.safetensors)',
+        : 'Add an SAE or transcoder folder (SAELens cfg.json, Gemma Scope params.npz, a transcoder set config.yaml)',
   });
   if (!picked?.[0]) return;
   await addFolderTo(tree, picked[0].fsPath, kind);
@@ -600,12 +613,14 @@ async function addFromDialog(tree: ModelTree, kind: 'model' | 'sae'): Promise<vo
 export async function addFolderTo(tree: ModelTree, dirIn: string, kind: 'model' | 'sae'): Promise<void> {
   const dir = path.resolve(dirIn);
   const isModel = fs.existsSync(path.join(dir, 'config.json'));
-  const isSae = fs.existsSync(path.join(dir, 'cfg.json')) || fs.existsSync(path.join(dir, 'checkpoint'));
+  const isSae = ['cfg.json', 'checkpoint', 'params.npz', 'config.yaml'].some((f) =>
+    fs.existsSync(path.join(dir, f)),
+  );
   const as =
     kind === 'model' && !isModel && isSae ? 'sae' : kind === 'sae' && !isSae && isModel ? 'model' : kind;
   if (!isModel && !isSae) {
     void vscode.window.showErrorMessage(
-      `Loupe: ${dir} is neither a checkpoint folder (config.json) nor an SAE folder (cfg.json).`,
+      `Loupe: ${dir} is neither a checkpoint folder (config.json) nor an SAE or transcoder folder (cfg.json, params.npz, config.yaml).`,
     );
     return;
   }
@@ -615,4 +630,22 @@ export async function addFolderTo(tree: ModelTree, dirIn: string, kind: 'model' 
     await tree.getChildren({ kind: 'group', group: as === 'model' ? 'models' : 'saes' })
   ).find((n) => (n.kind === 'model' || n.kind === 'sae') && n.folder.dir === dir);
   if (node) await tree.view.reveal(node, { select: true, focus: false });
+}
+
+type DictionaryConfig = NonNullable<SaeFolder['config']>;
+
+/** The hook a dictionary reads, and where it writes when that differs (layer 0's for a set). */
+function hooksText(c: DictionaryConfig): string {
+  const hooks = c.outputHook ? `${c.hook} → ${c.outputHook}` : c.hook;
+  return c.layers > 1 ? `${hooks} (× ${c.layers} layers)` : hooks;
+}
+
+/** The format's name before the architecture, for anything but SAELens's SAEs. */
+function formatText(c: DictionaryConfig): string {
+  return c.format === 'saelens' ? '' : `${c.format} `;
+}
+
+/** Gemma Scope folders have no config file to open; every other format has one (cfg.json or config.yaml). */
+function hasConfigFile(format: string): boolean {
+  return format !== 'gemma-scope';
 }

@@ -19,7 +19,14 @@ import {
   variants,
 } from '../shared/schema';
 
-export const inspectedFeature = object({ index: nonNegInt, act: num, label: nullable(str) });
+export const inspectedFeature = object({
+  index: nonNegInt,
+  act: num,
+  label: nullable(str),
+  /** A transcoder set's feature: its layer and its index there (null for a single dictionary). */
+  layer: nullable(nonNegInt),
+  layerIndex: nullable(nonNegInt),
+});
 export type InspectedFeature = Infer<typeof inspectedFeature>;
 
 export const inspectedToken = object({
@@ -40,6 +47,9 @@ export type InspectedToken = Infer<typeof inspectedToken>;
 
 export const heatMapLegend = object({
   feature: nonNegInt,
+  /** A transcoder set's feature: its layer and index there (see shared/featureNames.ts). */
+  layer: nullable(nonNegInt),
+  layerIndex: nullable(nonNegInt),
   label: nullable(str),
   /** The feature's largest activation in the active file and the tokens it is active on; null until they are known. */
   max: nullable(num),

@@ -183,11 +183,15 @@ describe('model and SAE folders', function () {
     const inModel = byDir.get(saeInModel)!;
     assert.equal(inModel.foundIn, userModel);
     assert.deepEqual(inModel.config, {
+      format: 'saelens',
       architecture: 'topk',
       hook: 'blocks.1.mlp.hook_post',
+      outputHook: null,
+      layers: 1,
       dIn: 64,
       dSae: 128,
       k: 4,
+      l0: 4,
       modelName: null,
       contextSize: null,
       trainedByLoupe: false,

@@ -108,7 +108,7 @@ describe('the inspector protocol', () => {
       id: 4,
       index: 1,
       activeFeatures: 1,
-      features: [{ index: 9, act: 1.5, label: null }],
+      features: [{ index: 9, act: 1.5, label: null, layer: null, layerIndex: null }],
       predictions: [{ text: ' f', prob: 0.5 }],
     };
     hostToInspector.parse({ type: 'token', token });

@@ -10,8 +10,11 @@
  *   `models--ORG--NAME/snapshots/REVISION/` with `config.json`; snapshots with
  *   only pickled weights are listed too, marked, because Loupe refuses them;
  * - SAE folders (SAELens's `cfg.json` + `sae_weights.safetensors`) directly
- *   inside a model folder or its `saes/` folder, and up to two levels deep in
- *   a hub snapshot (SAELens releases keep one SAE per hook in subfolders).
+ *   inside a model folder or its `saes/` folder, and up to three levels deep
+ *   in a hub snapshot (SAELens releases keep one SAE per hook in subfolders,
+ *   Gemma Scope one per `layer_N/width_…/average_l0_…`); the other published
+ *   dictionaries too (Gemma Scope's `params.npz`, sparsify hook points,
+ *   circuit-tracer transcoder sets and CLTs: see dictionaries/describe.ts).
  *
  * Only headers and JSON are read: describing a folder costs milliseconds
  * whatever the size of its weights.
@@ -31,6 +34,10 @@ import { readTrainingCheckpoint } from '../sae/trainer';
 import { readInputText } from '../inputFiles';
 import { SafetensorsFile } from '../safetensors';
 import { JSON_KINDS, readJsonObject } from '../untrustedJson';
+import { isOtherDictionaryFolder, openForDescription, summarizeDictionary } from '../dictionaries/describe';
+import { dictionaryFitsModel } from '../dictionaries/fit';
+import { GEMMA_SCOPE_FILE } from '../dictionaries/gemmaScope';
+import { TRANSCODER_CONFIG_FILE } from '../dictionaries/transcoderSet';
 import { EngineParams, EngineResult, ModelFolder, SaeFolder } from './protocol';
 
 const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth', '.ckpt', '.pkl'];
@@ -130,6 +137,7 @@ export function describeSaeFolder(
     // A training run that was stopped: nothing to load yet, but it can be resumed.
     return { ...base, config: null, fits: [], problem };
   }
+  if (isOtherDictionaryFolder(dir)) return describeOtherDictionary(dir, base, models);
   let config: SaeConfig;
   try {
     config = parseSaeConfig(readJsonObject(cfgFile, JSON_KINDS.saeConfig), cfgFile);
@@ -148,11 +156,15 @@ export function describeSaeFolder(
   return {
     ...base,
     config: {
+      format: 'saelens',
       architecture: config.architecture,
       hook: config.hookName,
+      outputHook: null,
+      layers: 1,
       dIn: config.dIn,
       dSae: config.dSae,
       k: config.k,
+      l0: config.k,
       modelName: config.modelName,
       contextSize: count(config.contextSize),
       trainedByLoupe: trainedBy === 'loupe',
@@ -162,6 +174,46 @@ export function describeSaeFolder(
     fits: [...models].filter(([, spec]) => saeFitsModel(spec, config)).map(([m]) => m),
     problem,
   };
+}
+
+/** A Gemma Scope, sparsify, SAELens-transcoder or circuit-tracer folder, described from its headers. */
+function describeOtherDictionary(
+  dir: string,
+  base: Pick<SaeFolder, 'dir' | 'name' | 'foundIn' | 'checkpoint'>,
+  models: ReadonlyMap<string, ModelSpec>,
+): SaeFolder {
+  try {
+    const dict = openForDescription(dir);
+    const s = summarizeDictionary(dict);
+    return {
+      ...base,
+      config: {
+        format: s.format,
+        architecture: s.architecture,
+        hook: s.hook,
+        outputHook: s.outputHook,
+        layers: s.layers,
+        dIn: s.dIn,
+        dSae: s.width,
+        k: s.k,
+        l0: s.l0,
+        modelName: null,
+        contextSize: null,
+        trainedByLoupe: false,
+        trainingTokens: null,
+        hasFeatureDatabase: fs.existsSync(path.join(dir, FEATURE_DB_DIR, FEATURE_INDEX_FILE)),
+      },
+      fits: [...models].filter(([, spec]) => dictionaryFitsModel(spec, dict)).map(([m]) => m),
+      problem: null,
+    };
+  } catch (err) {
+    return { ...base, config: null, fits: [], problem: errorMessage(err) };
+  }
+}
+
+/** A folder the tree lists as a dictionary: SAELens's cfg.json, Gemma Scope's params.npz, circuit-tracer's config.yaml. */
+function isDictionaryFolder(d: string): boolean {
+  return [SAE_CFG_FILE, GEMMA_SCOPE_FILE, TRANSCODER_CONFIG_FILE].some((f) => fs.existsSync(path.join(d, f)));
 }
 
 interface HubScan {
@@ -192,7 +244,7 @@ export function scanHubCache(dir: string): HubScan {
     for (const revision of chosen) {
       const snap = path.join(snapshots, revision);
       if (fs.existsSync(path.join(snap, 'config.json'))) models.push({ dir: snap, repo, revision });
-      for (const sae of findSaes(snap, 2, [])) {
+      for (const sae of findSaes(snap, 3, [])) {
         const sub = path.relative(snap, sae).split(path.sep).join('/');
         saes.push({ dir: sae, repo: sub ? `${repo}/${sub}` : repo });
       }
@@ -205,7 +257,7 @@ export function scanHubCache(dir: string): HubScan {
 function findSaes(dir: string, depth: number, extra: readonly string[]): string[] {
   const found: string[] = [];
   const walk = (d: string, left: number): void => {
-    if (fs.existsSync(path.join(d, SAE_CFG_FILE))) found.push(d);
+    if (isDictionaryFolder(d)) found.push(d);
     if (left === 0) return;
     for (const e of listDir(d).sort()) {
       const p = path.join(d, e);
@@ -217,7 +269,7 @@ function findSaes(dir: string, depth: number, extra: readonly string[]): string[
     const sub = path.join(dir, name);
     for (const e of listDir(sub).sort()) {
       const p = path.join(sub, e);
-      if (isDir(p) && fs.existsSync(path.join(p, SAE_CFG_FILE)) && !found.includes(p)) found.push(p);
+      if (isDir(p) && isDictionaryFolder(p) && !found.includes(p)) found.push(p);
     }
   }
   return found;

@@ -1,7 +1,7 @@
 /**
  * The long jobs the extension runs in a second engine process (the "jobs
  * engine"), so that analysing the open file never waits for them: training
- * an SAE, building an SAE's feature dashboards, and exporting activations.
+ * an SAE or a transcoder set, building an SAE's feature dashboards, and exporting activations.
  * Each opens the model itself (the compiled-model cache makes that quick),
  * reports progress as one line a notification can show, and stops when its
  * AbortSignal fires.
@@ -23,6 +23,7 @@ import { TensorToWrite, writeSafetensors } from '../safetensors';
 import { checkOutputFile } from '../safeWrite';
 import { Sae } from '../sae/sae';
 import { TrainProgress, trainSae } from '../sae/trainer';
+import { trainTranscoders } from '../transcoders/trainer';
 import { TunedLensProgress, trainTunedLens } from '../lens/tunedLensTrainer';
 import { Tensor, cropBatchItem, numel } from '../tensor';
 import { EngineParams, EngineResult } from './protocol';
@@ -112,6 +113,71 @@ export async function trainSaeJob(
         deadFraction: last.deadFraction,
         activationsPerSecond: last.activationsPerSecond,
       },
+      seconds: (performance.now() - t0) / 1000,
+    };
+  });
+}
+
+export async function trainTranscodersJob(
+  params: EngineParams<'trainTranscoders'>,
+  signal: AbortSignal,
+  progress: Progress,
+): Promise<EngineResult<'trainTranscoders'>> {
+  const t0 = performance.now();
+  const report = throttled((p: TrainProgress) => progress(trainingLine(p), p.step / p.steps));
+  return withModel(params, progress, async (model) => {
+    progress(params.resume ? 'Resuming from the checkpoint' : 'Reading the corpus', null);
+    const layers =
+      params.layers.length > 0 ? params.layers : Array.from({ length: model.spec.nLayers }, (_, i) => i);
+    const missing = layers.find((l) => l >= model.spec.nLayers);
+    if (missing !== undefined) {
+      throw new LoupeError(
+        `layer ${missing}: ${path.basename(params.model)} has ${model.spec.nLayers} layers`,
+      );
+    }
+    const result = await trainTranscoders(model, {
+      layers,
+      corpus: params.corpus,
+      outDir: params.outDir,
+      architecture: params.architecture,
+      skip: params.skip,
+      expansion: params.expansion,
+      k: params.k,
+      trainingTokens: params.trainingTokens,
+      batchSize: params.batchSize ?? undefined,
+      contextSize: params.contextSize ?? undefined,
+      checkpointEvery: params.checkpointEvery ?? undefined,
+      seed: params.seed ?? undefined,
+      resume: params.resume,
+      threads: params.threads > 0 ? params.threads : undefined,
+      signal,
+      onProgress: (p) => report(p.step === p.steps, p),
+    });
+    const last = result.last;
+    if (last && ![last.loss, last.fvu, last.l0].every(Number.isFinite)) {
+      throw new LoupeError(
+        `training diverged (loss ${last.loss} at step ${last.step}); try a lower learning rate`,
+      );
+    }
+    return {
+      outDir: path.resolve(result.outDir),
+      steps: result.steps,
+      tokens: result.tokens,
+      metrics: last && {
+        step: last.step,
+        steps: last.steps,
+        loss: last.loss,
+        fvu: last.fvu,
+        l0: last.l0,
+        deadFraction: last.deadFraction,
+        activationsPerSecond: last.activationsPerSecond,
+      },
+      layers: (last?.layers ?? []).map((l) => ({
+        layer: l.layer,
+        fvu: l.fvu,
+        l0: l.l0,
+        deadFraction: l.deadFraction,
+      })),
       seconds: (performance.now() - t0) / 1000,
     };
   });

@@ -60,10 +60,16 @@ export type ModelInfo = Infer<typeof modelInfo>;
 export const saeInfo = object({
   dir: str,
   name: str,
+  /** The dictionary's format ('saelens', 'gemma-scope', 'transcoder-set', ...; see dictionaries/dictionary.ts). */
+  format: str,
+  /** The hook it reads (layer 0's, for a transcoder set or CLT). */
   hook: str,
   architecture: str,
   dIn: nonNegInt,
+  /** Features in all: a set's layers side by side, layer L's feature i numbered L · layerWidth + i. */
   dSae: nonNegInt,
+  /** Features per layer of a transcoder set or CLT; null for a single dictionary. */
+  layerWidth: nullable(nonNegInt),
   /** Tokens per window the engine analyses with: the SAE's training context when it names one, else the model's. */
   window: nonNegInt,
   /** A feature database (labels, dashboards) sits beside the SAE. */
@@ -72,7 +78,14 @@ export const saeInfo = object({
 export type SaeInfo = Infer<typeof saeInfo>;
 
 /** A feature with its activation on one token, or its largest in a file. */
-export const featureValue = object({ index: nonNegInt, act: num, label: nullable(str) });
+export const featureValue = object({
+  index: nonNegInt,
+  act: num,
+  label: nullable(str),
+  /** For a transcoder set or CLT: the feature's layer and its index within that layer (null otherwise). */
+  layer: nullable(nonNegInt),
+  layerIndex: nullable(nonNegInt),
+});
 export type FeatureValue = Infer<typeof featureValue>;
 
 export const prediction = object({ id: nonNegInt, text: str, prob: num });
@@ -114,11 +127,20 @@ export const saeFolder = object({
   foundIn: nullable(str),
   config: nullable(
     object({
+      /** 'saelens', 'saelens-transcoder', 'gemma-scope', 'sparsify', 'transcoder-set', 'cross-layer-transcoder'. */
+      format: str,
       architecture: str,
+      /** The hook it reads (layer 0's, for a set). */
       hook: str,
+      /** Where a transcoder writes (layer 0's, for a set); null when it rebuilds its input hook. */
+      outputHook: nullable(str),
+      /** 1, or the layers of a transcoder set or CLT. */
+      layers: nonNegInt,
       dIn: nonNegInt,
       dSae: nonNegInt,
       k: nullable(nonNegInt),
+      /** The average L0 the files state (Gemma Scope's folder name) or TopK's k; null where unknown. */
+      l0: nullable(num),
       modelName: nullable(str),
       contextSize: nullable(nonNegInt),
       trainedByLoupe: bool,
@@ -187,6 +209,45 @@ const folderAndJobMethods = {
           activationsPerSecond: num,
         }),
       ),
+      seconds: num,
+    }),
+  },
+  /** Trains per-layer transcoders (transcoders/trainer.ts) into a circuit-tracer set; cancelling stops at a checkpoint that `resume` continues. */
+  trainTranscoders: {
+    params: object({
+      ...jobModel,
+      /** The layers to train; empty for every layer. */
+      layers: arrayOf(nonNegInt),
+      corpus: str,
+      outDir: str,
+      architecture: literal('topk', 'relu', 'jumprelu'),
+      skip: bool,
+      expansion: num,
+      k: nonNegInt,
+      trainingTokens: nonNegInt,
+      batchSize: nullable(nonNegInt),
+      contextSize: nullable(nonNegInt),
+      checkpointEvery: nullable(nonNegInt),
+      seed: nullable(nonNegInt),
+      resume: bool,
+    }),
+    result: object({
+      outDir: str,
+      steps: nonNegInt,
+      tokens: nonNegInt,
+      /** The last step's figures, each the mean over layers. */
+      metrics: nullable(
+        object({
+          step: nonNegInt,
+          steps: nonNegInt,
+          loss: num,
+          fvu: num,
+          l0: num,
+          deadFraction: num,
+          activationsPerSecond: num,
+        }),
+      ),
+      layers: arrayOf(object({ layer: nonNegInt, fvu: num, l0: num, deadFraction: num })),
       seconds: num,
     }),
   },

@@ -25,10 +25,16 @@ import { CancelledError, LoupeError } from '../errors';
 import { FEATURE_DB_DIR, FeatureDatabase, ListSort } from '../features/database';
 import { FeatureSummary } from '../features/types';
 import { asMessage } from '../../shared/featureSchemas';
+import { FeatureLayer, layerOfFeature } from '../../shared/featureNames';
 import { hookShape } from '../hooks';
 import { HookedModel } from '../model';
 import { AttachedSae, attachSae, saeFeaturesPadded } from '../sae/splice';
 import { Sae } from '../sae/sae';
+import { Dictionary } from '../dictionaries/dictionary';
+import { FittedDictionary, dictionaryFeaturesPadded, fitDictionary } from '../dictionaries/fit';
+import { isOtherDictionaryFolder } from '../dictionaries/describe';
+import { openDictionary, openTranscoders } from '../dictionaries/open';
+import { isTranscoderSetFolder } from '../dictionaries/transcoderSet';
 import { Token } from '../tokenizer';
 import { LensRequests, ProgressSink } from './lensRequests';
 import { EngineParams, EngineResult, FeatureValue, ModelInfo, Prediction, SaeInfo } from './protocol';
@@ -92,6 +98,8 @@ interface Loaded {
   readonly model: HookedModel;
   readonly modelInfo: ModelInfo;
   readonly sae: AttachedSae | null;
+  /** A dictionary in another format (Gemma Scope, sparsify, a transcoder set, ...): features only, no splice. */
+  readonly dictionary: FittedDictionary | null;
   readonly saeInfo: SaeInfo | null;
   readonly database: FeatureDatabase | null;
   /** Tokens per window, BOS included. */
@@ -136,10 +144,24 @@ export class EngineSession {
       nHeads: spec.nHeads,
     };
     let sae: AttachedSae | null = null;
+    let dictionary: FittedDictionary | null = null;
     let saeError: string | null = null;
     let database: FeatureDatabase | null = null;
     const warnings: string[] = [];
-    if (params.sae !== null) {
+    if (params.sae !== null && isOtherDictionaryFolder(params.sae)) {
+      let dict: Dictionary | null = null;
+      try {
+        progress(`Opening ${path.basename(params.sae)}`, null);
+        dict = isTranscoderSetFolder(params.sae)
+          ? openTranscoders(params.sae, { threads, cacheDir })
+          : openDictionary(params.sae, { threads, cacheDir });
+        dictionary = fitDictionary(model, dict);
+        warnings.push(...dict.notes);
+      } catch (err) {
+        await dict?.dispose();
+        saeError = (err as Error).message;
+      }
+    } else if (params.sae !== null) {
       try {
         progress(`Opening SAE ${path.basename(params.sae)}`, null);
         sae = attachSae(model, Sae.load(params.sae, { threads, cacheDir }));
@@ -161,20 +183,38 @@ export class EngineSession {
       spec.nCtx,
       contextSize !== null && contextSize > 1 ? contextSize : Math.min(spec.nCtx, DEFAULT_WINDOW),
     );
-    const saeInfo: SaeInfo | null =
+    let saeInfo: SaeInfo | null =
       sae && sae.sae.dir
         ? {
             dir: sae.sae.dir,
             name: path.basename(sae.sae.dir),
+            format: 'saelens',
             hook: sae.hook.name,
             architecture: sae.sae.config.architecture,
             dIn: sae.sae.config.dIn,
             dSae: sae.sae.config.dSae,
+            layerWidth: null,
             window,
             hasFeatureDatabase: database !== null,
           }
         : null;
-    this.loaded = { model, modelInfo, sae, saeInfo, database, window };
+    if (dictionary && params.sae !== null) {
+      const d = dictionary.dictionary;
+      const first = d.coders[0];
+      saeInfo = {
+        dir: path.resolve(params.sae),
+        name: path.basename(path.resolve(params.sae)),
+        format: d.format,
+        hook: first.input.hook,
+        architecture: first.architecture,
+        dIn: first.dIn,
+        dSae: d.coders.reduce((a, c) => a + c.width, 0),
+        layerWidth: d.coders.length > 1 ? first.width : null,
+        window,
+        hasFeatureDatabase: false,
+      };
+    }
+    this.loaded = { model, modelInfo, sae, dictionary, saeInfo, database, window };
     return { model: modelInfo, sae: saeInfo, saeError, warnings };
   }
 
@@ -223,14 +263,14 @@ export class EngineSession {
     signal: CancelSignal,
     progress: Progress,
   ): Promise<EngineResult<'analyze'>> {
-    const { sae, window } = this.require();
+    const { sae, dictionary, saeInfo, window } = this.require();
     const doc = this.document(params.document, params.version);
     const t0 = performance.now();
     const { tokens, prefix, windows } = doc;
     const bodyIds = tokens.slice(prefix).map((t) => t.id);
     const prefixIds = tokens.slice(0, prefix).map((t) => t.id);
     let windowsCached = windows.length;
-    if (sae && !doc.analysed) {
+    if ((sae || dictionary) && saeInfo && !doc.analysed) {
       const rows: (SparseRows | undefined)[] = windows.map((w) =>
         this.cached(this.windowFeatures, windowKey(prefixIds, bodyIds, w)),
       );
@@ -240,14 +280,16 @@ export class EngineSession {
         1,
         Math.min(
           Math.floor(MAX_BATCH_TOKENS / window),
-          Math.floor(MAX_BATCH_ELEMENTS / (window * sae.sae.config.dSae)),
+          Math.floor(MAX_BATCH_ELEMENTS / (window * saeInfo.dSae)),
         ),
       );
       for (let b = 0; b < todo.length; b += perBatch) {
         if (signal.cancelled) throw new CancelledError();
         const batch = todo.slice(b, b + perBatch);
         const ids = batch.map((i) => [...prefixIds, ...bodyIds.slice(windows[i].start, windows[i].end)]);
-        const { lengths, acts } = await saeFeaturesPadded(sae, ids);
+        const { lengths, acts } = sae
+          ? await saeFeaturesPadded(sae, ids)
+          : await dictionaryFeaturesPadded(dictionary!, ids);
         const [, T, dSae] = acts.dims;
         batch.forEach((wi, k) => {
           // The window's rows after its BOS, straight from the padded batch.
@@ -287,7 +329,7 @@ export class EngineSession {
       const n = Math.min(activeFeatures, params.features);
       features = Array.from({ length: n }, (_, k) => {
         const i = index[offsets[t] + k];
-        return { index: i, act: act[offsets[t] + k], label: this.label(i) };
+        return { index: i, act: act[offsets[t] + k], label: this.label(i), ...this.layerOf(i) };
       });
     }
     const predictions = params.predictions > 0 ? await this.predictions(doc, t, params.predictions) : [];
@@ -296,10 +338,10 @@ export class EngineSession {
 
   featureMap(params: EngineParams<'featureMap'>): EngineResult<'featureMap'> {
     const doc = this.analysed(params.document, params.version);
-    const { sae } = this.require();
-    if (!doc.features || !sae) throw new LoupeError('no SAE is loaded, so there are no features to map');
-    if (params.feature >= sae.sae.config.dSae) {
-      throw new LoupeError(`feature ${params.feature} does not exist (the SAE has ${sae.sae.config.dSae})`);
+    const { saeInfo } = this.require();
+    if (!doc.features || !saeInfo) throw new LoupeError('no SAE is loaded, so there are no features to map');
+    if (params.feature >= saeInfo.dSae) {
+      throw new LoupeError(`feature ${params.feature} does not exist (the SAE has ${saeInfo.dSae})`);
     }
     const { offsets, index, act } = doc.features;
     const acts = new Float32Array(doc.tokens.length);
@@ -330,7 +372,13 @@ export class EngineSession {
     const features = [...max.entries()]
       .sort((a, b) => b[1] - a[1] || a[0] - b[0])
       .slice(0, params.limit)
-      .map(([i, m]) => ({ index: i, act: m, label: this.label(i), tokens: count.get(i)! }));
+      .map(([i, m]) => ({
+        index: i,
+        act: m,
+        label: this.label(i),
+        ...this.layerOf(i),
+        tokens: count.get(i)!,
+      }));
     return { features };
   }
 
@@ -491,6 +539,7 @@ export class EngineSession {
     const lenses = this.lensRequests;
     this.lensRequests = null;
     await lenses?.dispose();
+    await old?.dictionary?.dictionary.dispose();
     await old?.model.dispose();
   }
 
@@ -515,6 +564,10 @@ export class EngineSession {
     const row = t < doc.prefix ? 0 : doc.prefix + body - w.start;
     const [read] = await this.lenses().readout.read(resid.slice(row * d, (row + 1) * d), [null], k);
     return read.top.map((p) => ({ id: p.id, text: p.text, prob: p.prob }));
+  }
+
+  private layerOf(i: number): FeatureLayer {
+    return layerOfFeature(i, this.loaded?.saeInfo?.layerWidth ?? null);
   }
 
   private label(i: number): string | null {

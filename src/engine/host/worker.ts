@@ -22,7 +22,13 @@ import {
 import { copyResultFolder } from '../safeWrite';
 import { causalRequest } from './causalRequests';
 import { describeFolders } from './folders';
-import { buildDashboardsJob, exportActivationsJob, trainSaeJob, trainTunedLensJob } from './jobs';
+import {
+  buildDashboardsJob,
+  exportActivationsJob,
+  trainSaeJob,
+  trainTranscodersJob,
+  trainTunedLensJob,
+} from './jobs';
 import { EngineSession, Progress, StaleError } from './session';
 
 const session = new EngineSession();
@@ -214,6 +220,10 @@ async function dispatch(
     }
     case 'trainSae':
       return trainSaeJob(engineMethods.trainSae.params.parse(rawParams, 'params'), signal.abort, progress);
+    case 'trainTranscoders': {
+      const params = engineMethods.trainTranscoders.params.parse(rawParams, 'params');
+      return trainTranscodersJob(params, signal.abort, progress);
+    }
     case 'buildDashboards': {
       const params = engineMethods.buildDashboards.params.parse(rawParams, 'params');
       return buildDashboardsJob(params, signal.abort, progress);

@@ -1,8 +1,9 @@
 /**
- * Activations at one hook, streamed from a corpus: documents are tokenized
- * with BOS, cut into windows of `contextSize` (each window starts with BOS),
- * run through the model a few windows at a time, and every non-BOS position's
- * activation row comes out. BOS positions are left out, as they carry the
+ * Activations at one or more hooks, streamed from a corpus: documents are
+ * tokenized with BOS, cut into windows of `contextSize` (each window starts
+ * with BOS), run through the model a few windows at a time, and every non-BOS
+ * position's activation row comes out (the hooks' values side by side, so
+ * that one forward pass feeds every layer's transcoder). BOS positions are left out, as they carry the
  * attention sink's outsized norm rather than the text's content.
  *
  * `ShuffleBuffer` then decorrelates rows from neighbouring tokens: once full,
@@ -22,7 +23,8 @@ export interface ActivationChunk {
 }
 
 export interface ActivationStreamOptions {
-  readonly hook: string;
+  /** Each row holds these hooks' values one after the other. */
+  readonly hooks: readonly string[];
   readonly contextSize: number;
   /** Windows per forward pass. */
   readonly windowsPerRun?: number;
@@ -69,23 +71,30 @@ export async function* streamActivations(
 ): AsyncGenerator<ActivationChunk> {
   const bos = model.tokenizer?.bosTokenId ?? null;
   if (bos === null) throw new LoupeError('the model has no BOS token; SAE training windows start with one');
-  const width = hookWidth(model, options.hook);
+  const widths = options.hooks.map((h) => hookWidth(model, h));
+  const width = widths.reduce((a, w) => a + w, 0);
   const perRun = options.windowsPerRun ?? 8;
   const ctx = Math.min(options.contextSize, model.spec.nCtx);
   let pending: number[][] = [];
   let documentsDone = 0;
 
   const run = async (): Promise<ActivationChunk> => {
-    const padded = await model.runHooksPadded(pending, [options.hook]);
-    const acts = padded.hooks.get(options.hook)!;
-    const T = acts.dims[1];
+    const padded = await model.runHooksPadded(pending, options.hooks);
     const count = padded.lengths.reduce((a, n) => a + n - 1, 0);
     const rows = new Float32Array(count * width);
-    let r = 0;
-    padded.lengths.forEach((n, b) => {
-      const start = (b * T + 1) * width;
-      rows.set(acts.data.subarray(start, start + (n - 1) * width), r * width);
-      r += n - 1;
+    let offset = 0;
+    options.hooks.forEach((hook, h) => {
+      const acts = padded.hooks.get(hook)!;
+      const T = acts.dims[1];
+      const w = widths[h];
+      let r = 0;
+      padded.lengths.forEach((n, b) => {
+        for (let t = 1; t < n; t++, r++) {
+          const start = (b * T + t) * w;
+          rows.set(acts.data.subarray(start, start + w), r * width + offset);
+        }
+      });
+      offset += w;
     });
     pending = [];
     return { rows, count, documentsDone };

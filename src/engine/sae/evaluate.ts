@@ -159,6 +159,6 @@ export async function evaluateSae(
 }
 
 /** −log softmax(logits)[target] for the row of V logits at offset. */
-function nll(logits: Float32Array, offset: number, V: number, target: number): number {
+export function nll(logits: Float32Array, offset: number, V: number, target: number): number {
   return logSumExp(logits.subarray(offset, offset + V)) - logits[offset + target];
 }

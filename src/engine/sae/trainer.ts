@@ -15,7 +15,6 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readCorpus } from '../corpus';
 import { CancelledError, LoupeError } from '../errors';
 import { isPresent } from '../inputFiles';
 import { HookedModel } from '../model';
@@ -26,10 +25,19 @@ import { Tensor } from '../tensor';
 import { seededUniform } from '../random';
 import { literal, nonNegInt, num, openObject, optional, str } from '../../shared/schema';
 import { JSON_KINDS, readJsonFile } from '../untrustedJson';
-import { ShuffleBuffer, hookWidth, streamActivations } from './activations';
+import { ActivationBatches } from './activationBatches';
+import { hookWidth } from './activations';
 import { SaeConfig } from './config';
 import { SAE_WEIGHTS_FILE, saveSae } from './sae';
-import { METRICS, PARAMS, ParamName, TrainArchitecture, buildTrainGraph, io } from './trainGraph';
+import {
+  METRICS,
+  PARAMS,
+  ParamName,
+  StepArchitecture,
+  TrainArchitecture,
+  buildTrainGraph,
+  io,
+} from './trainGraph';
 
 export interface TrainSaeOptions {
   readonly hook: string;
@@ -125,7 +133,7 @@ export interface TrainingCheckpoint {
   readonly corpus: string | null;
 }
 
-const CHECKPOINT = 'checkpoint';
+export const CHECKPOINT = 'checkpoint';
 const LOG_FILE = 'training_log.jsonl';
 
 export async function trainSae(model: HookedModel, options: TrainSaeOptions): Promise<TrainResult> {
@@ -197,55 +205,18 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     scale = resumeState.normScalingFactor;
   }
 
-  const random = seededUniform(o.seed + epoch * 7919 + documentsDone);
-  const buffer = new ShuffleBuffer(o.bufferRows, o.dIn, random);
-  const queue: Float32Array[] = [];
-  let queued = 0;
-  let epochDocs = documentsDone;
-  const source = async function* (): AsyncGenerator<Float32Array> {
-    for (;;) {
-      let any = false;
-      const docs = readCorpus(options.corpus);
-      for await (const chunk of streamActivations(model, docs, {
-        hook: options.hook,
-        contextSize: o.contextSize,
-        skipDocuments: epochDocs,
-        signal: options.signal,
-      })) {
-        any = true;
-        documentsDone = chunk.documentsDone;
-        const out = buffer.push(chunk.rows, chunk.count);
-        if (out.count > 0) yield out.rows;
-      }
-      if (!any && epochDocs === 0) throw new LoupeError(`${options.corpus}: the corpus yields no tokens`);
-      const rest = buffer.drain();
-      if (rest.count > 0) yield rest.rows;
-      epoch++;
-      epochDocs = 0;
-      documentsDone = 0;
-    }
-  };
-  const rows = source();
-  const nextBatch = async (): Promise<Float32Array> => {
-    while (queued < o.batch) {
-      const r = await rows.next();
-      if (r.done) throw new LoupeError('the activation stream ended unexpectedly');
-      queue.push(r.value);
-      queued += r.value.length / o.dIn;
-    }
-    const x = new Float32Array(o.batch * o.dIn);
-    let filled = 0;
-    while (filled < o.batch) {
-      const head = queue[0];
-      const take = Math.min(head.length / o.dIn, o.batch - filled);
-      x.set(head.subarray(0, take * o.dIn), filled * o.dIn);
-      filled += take;
-      if (take * o.dIn === head.length) queue.shift();
-      else queue[0] = head.subarray(take * o.dIn);
-    }
-    queued -= o.batch;
-    return x;
-  };
+  const batches = new ActivationBatches(model, {
+    corpus: options.corpus,
+    hooks: [options.hook],
+    contextSize: o.contextSize,
+    batch: o.batch,
+    bufferRows: o.bufferRows,
+    seed: o.seed,
+    epoch,
+    documentsDone,
+    signal: options.signal,
+  });
+  const nextBatch = (): Promise<Float32Array> => batches.next();
 
   if (!resumeState) {
     // Scale so that E‖x‖ = √d_in, measured on the first batch; b_dec starts at its mean.
@@ -268,8 +239,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       mean.map((m) => (m / o.batch) * scale),
       seededUniform(o.seed),
     );
-    queue.unshift(first);
-    queued += o.batch;
+    batches.unshift(first);
   }
 
   const log = fs.createWriteStream(path.join(options.outDir, LOG_FILE), { flags: resumeState ? 'a' : 'w' });
@@ -283,8 +253,8 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
     writeCheckpoint(options.outDir, current, lastFired, firedCount, {
       step,
       tokens,
-      epoch,
-      documentsDone,
+      epoch: batches.epoch,
+      documentsDone: batches.documentsDone,
       normScalingFactor: scale,
       options: o,
       hook: options.hook,
@@ -299,11 +269,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
       const x = await nextBatch();
       for (let i = 0; i < x.length; i++) x[i] *= scale;
       step++;
-      const lr =
-        o.lr *
-        Math.min(1, step / o.warmup) *
-        (step > o.decayFrom ? (o.steps - step) / (o.steps - o.decayFrom) : 1);
-      const l1 = o.l1 * Math.min(1, step / o.l1Warmup);
+      const { lr, l1 } = stepSchedule(o, step);
       for (let i = 0; i < o.dSae; i++) dead[i] = tokens - lastFired[i] > o.deadWindow ? 1 : 0;
       const feeds: Record<string, Feed> = {
         x: { type: 'float32', dims: [o.batch, o.dIn], data: x },
@@ -355,7 +321,7 @@ export async function trainSae(model: HookedModel, options: TrainSaeOptions): Pr
   } finally {
     // Flushed before the SAE's swap carries the log into the new folder.
     await new Promise<void>((resolve) => log.end(resolve));
-    await rows.return(undefined);
+    await batches.close();
     await session.release();
   }
   if (cancelled) {
@@ -420,10 +386,22 @@ function resolveOptions(model: HookedModel, dIn: number, options: TrainSaeOption
   };
 }
 
+/** The step's learning rate (warm-up, then a linear decay at the end) and sparsity coefficient (warmed up). */
+export function stepSchedule(
+  o: Pick<ResolvedOptions, 'lr' | 'l1' | 'steps' | 'warmup' | 'l1Warmup' | 'decayFrom'>,
+  step: number,
+): { lr: number; l1: number } {
+  const lr =
+    o.lr *
+    Math.min(1, step / o.warmup) *
+    (step > o.decayFrom ? (o.steps - step) / (o.steps - o.decayFrom) : 1);
+  return { lr, l1: o.l1 * Math.min(1, step / o.l1Warmup) };
+}
+
 /** Decoder rows in random directions with norm 0.1 (unit for TopK); the encoder starts as its transpose. */
-function initialise(
+export function initialise(
   set: Record<string, Tensor>,
-  o: ResolvedOptions,
+  o: { readonly architecture: StepArchitecture; readonly dIn: number; readonly dSae: number },
   bDec: Float64Array,
   random: () => number,
 ): void {
@@ -448,7 +426,7 @@ function initialise(
 }
 
 /** Total variance of a batch (sum over dimensions), the denominator of the FVU. */
-function batchVariance(x: Float32Array, n: number, d: number): number {
+export function batchVariance(x: Float32Array, n: number, d: number): number {
   let total = 0;
   for (let j = 0; j < d; j++) {
     let mean = 0;
@@ -465,12 +443,12 @@ function batchVariance(x: Float32Array, n: number, d: number): number {
 }
 
 /** A checkpoint folder replaced in one step (safeWrite.ts), so a kill leaves the last one or the new one. */
-function writeCheckpoint(
+export function writeCheckpoint(
   outDir: string,
   set: Record<string, Tensor>,
   lastFired: Float64Array,
   firedCount: Float64Array,
-  state: CheckpointState,
+  state: object,
 ): void {
   const tensors = new Map<string, TensorToWrite>();
   for (const [name, t] of Object.entries(set))

@@ -16,11 +16,13 @@ import { TemplateResult, html, nothing, render, svg } from 'lit';
 import {
   HeatMapLegend,
   HostToInspector,
+  InspectedFeature,
   InspectedToken,
   InspectorToHost,
   hostToInspector,
 } from '../protocol';
 import { onHostMessage, vsCodeApi } from '../shared/host';
+import { featureName } from '../../shared/featureNames';
 import './inspector.css';
 
 /** Saved UI state; bump `schema` when its shape changes (an older one is then ignored). */
@@ -176,50 +178,62 @@ function featureList(t: InspectedToken): TemplateResult {
             role="list"
             aria-label="Features active on this token"
           >
-            ${shown.map(
-              (f) =>
-                html`<div class="feature-item" role="listitem">
-                  <div
-                    class="row feature ${f.index === chosen ? 'chosen' : ''}"
-                    role="button"
-                    tabindex="0"
-                    data-feature=${f.index}
-                    aria-pressed=${f.index === chosen ? 'true' : 'false'}
-                    aria-label=${`Feature ${f.index}${f.label ? `, ${f.label}` : ''}, activation ${formatAct(f.act)}; show its heat map`}
-                    title="Show this feature's heat map in the editor"
-                    @click=${() => post({ type: 'showHeatMap', feature: f.index })}
-                    @keydown=${(e: KeyboardEvent) => onRowKey(e, () => post({ type: 'showHeatMap', feature: f.index }))}
-                  >
-                    ${
-                      labels
-                        ? html`<span class="title"
-                            ><span class="index">#${f.index}</span
-                            ><span class="label ${f.label ? '' : 'unlabelled'}" title=${f.label ?? ''}
-                              >${f.label ?? 'no label'}</span
-                            ></span
-                          >`
-                        : html`<span class="index">#${f.index}</span>`
-                    }
-                    ${bar(f.act / top)}
-                    <span class="value">${formatAct(f.act)}</span>
-                  </div>
-                  ${
-                    labels
-                      ? html`<button
-                          class="open-dashboard"
-                          title=${`Open feature #${f.index}'s dashboard (D)`}
-                          aria-label=${`Open feature ${f.index}'s dashboard`}
-                          @click=${() => post({ type: 'openDashboard', feature: f.index })}
-                        >
-                          ${dashboardIcon}
-                        </button>`
-                      : nothing
-                  }
-                </div>`,
+            ${groupByLayer(shown).map(
+              (group) =>
+                html`${group.layer === null ? nothing : html`<div class="layer-heading" role="presentation">Layer ${group.layer}</div>`}${group.features.map(
+                  (f) =>
+                    html`<div class="feature-item" role="listitem">
+                      <div
+                        class="row feature ${f.index === chosen ? 'chosen' : ''}"
+                        role="button"
+                        tabindex="0"
+                        data-feature=${f.index}
+                        aria-pressed=${f.index === chosen ? 'true' : 'false'}
+                        aria-label=${`Feature ${featureName(f)}${f.label ? `, ${f.label}` : ''}, activation ${formatAct(f.act)}; show its heat map`}
+                        title="Show this feature's heat map in the editor"
+                        @click=${() => post({ type: 'showHeatMap', feature: f.index })}
+                        @keydown=${(e: KeyboardEvent) => onRowKey(e, () => post({ type: 'showHeatMap', feature: f.index }))}
+                      >
+                        ${
+                          labels
+                            ? html`<span class="title"
+                                ><span class="index">${featureName(f)}</span
+                                ><span class="label ${f.label ? '' : 'unlabelled'}" title=${f.label ?? ''}
+                                  >${f.label ?? 'no label'}</span
+                                ></span
+                              >`
+                            : html`<span class="index">${featureName(f)}</span>`
+                        }
+                        ${bar(f.act / top)}
+                        <span class="value">${formatAct(f.act)}</span>
+                      </div>
+                      ${
+                        labels
+                          ? html`<button
+                              class="open-dashboard"
+                              title=${`Open feature #${f.index}'s dashboard (D)`}
+                              aria-label=${`Open feature ${f.index}'s dashboard`}
+                              @click=${() => post({ type: 'openDashboard', feature: f.index })}
+                            >
+                              ${dashboardIcon}
+                            </button>`
+                          : nothing
+                      }
+                    </div>`,
+                )}`,
             )}
           </div>
           ${featureHint(more, chosen >= 0)}`;
   return section('features', 'Features', description, body);
+}
+
+/** The shown features by layer (a transcoder set's, in layer order, strongest first within each); one group otherwise. */
+function groupByLayer(
+  features: readonly InspectedFeature[],
+): { layer: number | null; features: InspectedFeature[] }[] {
+  if (features.every((f) => f.layer === null)) return [{ layer: null, features: [...features] }];
+  const layers = [...new Set(features.map((f) => f.layer ?? 0))].sort((a, b) => a - b);
+  return layers.map((layer) => ({ layer, features: features.filter((f) => (f.layer ?? 0) === layer) }));
 }
 
 /** "Show N more" (or fewer), and what a click on a feature does until one is chosen. */
@@ -268,7 +282,9 @@ function heatMap(l: HeatMapLegend): TemplateResult {
     'Heat map',
     where,
     html`<p class="legend-title">
-        <span class="index">#${l.feature}</span>
+        <span class="index"
+          >${featureName({ index: l.feature, layer: l.layer, layerIndex: l.layerIndex })}</span
+        >
         ${
           engine?.labels
             ? html`<span class="label ${l.label ? '' : 'unlabelled'}">${l.label ?? 'no label'}</span>`
