@@ -84,37 +84,9 @@ export async function trainSaeJob(
       architecture: params.architecture,
       expansion: params.expansion,
       k: params.k,
-      trainingTokens: params.trainingTokens,
-      batchSize: params.batchSize ?? undefined,
-      contextSize: params.contextSize ?? undefined,
-      checkpointEvery: params.checkpointEvery ?? undefined,
-      seed: params.seed ?? undefined,
-      resume: params.resume,
-      threads: params.threads > 0 ? params.threads : undefined,
-      signal,
-      onProgress: (p) => report(p.step === p.steps, p),
+      ...trainingRunOptions(params, signal, report),
     });
-    const last = result.last;
-    if (last && ![last.loss, last.fvu, last.l0].every(Number.isFinite)) {
-      throw new LoupeError(
-        `training diverged (loss ${last.loss} at step ${last.step}); try a lower learning rate or another hook`,
-      );
-    }
-    return {
-      outDir: path.resolve(result.outDir),
-      steps: result.steps,
-      tokens: result.tokens,
-      metrics: last && {
-        step: last.step,
-        steps: last.steps,
-        loss: last.loss,
-        fvu: last.fvu,
-        l0: last.l0,
-        deadFraction: last.deadFraction,
-        activationsPerSecond: last.activationsPerSecond,
-      },
-      seconds: (performance.now() - t0) / 1000,
-    };
+    return trainingRunResult(result, t0, ' or another hook');
   });
 }
 
@@ -143,35 +115,11 @@ export async function trainTranscodersJob(
       skip: params.skip,
       expansion: params.expansion,
       k: params.k,
-      trainingTokens: params.trainingTokens,
-      batchSize: params.batchSize ?? undefined,
-      contextSize: params.contextSize ?? undefined,
-      checkpointEvery: params.checkpointEvery ?? undefined,
-      seed: params.seed ?? undefined,
-      resume: params.resume,
-      threads: params.threads > 0 ? params.threads : undefined,
-      signal,
-      onProgress: (p) => report(p.step === p.steps, p),
+      ...trainingRunOptions(params, signal, report),
     });
     const last = result.last;
-    if (last && ![last.loss, last.fvu, last.l0].every(Number.isFinite)) {
-      throw new LoupeError(
-        `training diverged (loss ${last.loss} at step ${last.step}); try a lower learning rate`,
-      );
-    }
     return {
-      outDir: path.resolve(result.outDir),
-      steps: result.steps,
-      tokens: result.tokens,
-      metrics: last && {
-        step: last.step,
-        steps: last.steps,
-        loss: last.loss,
-        fvu: last.fvu,
-        l0: last.l0,
-        deadFraction: last.deadFraction,
-        activationsPerSecond: last.activationsPerSecond,
-      },
+      ...trainingRunResult(result, t0, ''),
       layers: (last?.layers ?? []).map((l) => ({
         layer: l.layer,
         fvu: l.fvu,
@@ -181,6 +129,54 @@ export async function trainTranscodersJob(
       seconds: (performance.now() - t0) / 1000,
     };
   });
+}
+
+/** The options both training jobs pass the same way: budget, batching, checkpoints, threads, cancel and progress. */
+function trainingRunOptions(
+  params: EngineParams<'trainSae'> | EngineParams<'trainTranscoders'>,
+  signal: AbortSignal,
+  report: (final: boolean, p: TrainProgress) => void,
+) {
+  return {
+    trainingTokens: params.trainingTokens,
+    batchSize: params.batchSize ?? undefined,
+    contextSize: params.contextSize ?? undefined,
+    checkpointEvery: params.checkpointEvery ?? undefined,
+    seed: params.seed ?? undefined,
+    resume: params.resume,
+    threads: params.threads > 0 ? params.threads : undefined,
+    signal,
+    onProgress: (p: TrainProgress) => report(p.step === p.steps, p),
+  };
+}
+
+/** A finished run as both training jobs report it; a run whose last figures are not finite diverged. */
+function trainingRunResult(
+  result: { outDir: string; steps: number; tokens: number; last: TrainProgress | null },
+  t0: number,
+  hint: string,
+) {
+  const last = result.last;
+  if (last && ![last.loss, last.fvu, last.l0].every(Number.isFinite)) {
+    throw new LoupeError(
+      `training diverged (loss ${last.loss} at step ${last.step}); try a lower learning rate${hint}`,
+    );
+  }
+  return {
+    outDir: path.resolve(result.outDir),
+    steps: result.steps,
+    tokens: result.tokens,
+    metrics: last && {
+      step: last.step,
+      steps: last.steps,
+      loss: last.loss,
+      fvu: last.fvu,
+      l0: last.l0,
+      deadFraction: last.deadFraction,
+      activationsPerSecond: last.activationsPerSecond,
+    },
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /** One line for a training notification: where it is, how well it reconstructs, and how long is left. */
