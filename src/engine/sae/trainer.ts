@@ -39,18 +39,12 @@ import {
   io,
 } from './trainGraph';
 
-export interface TrainSaeOptions {
-  readonly hook: string;
+/** How a dictionary is trained on activations streamed from a corpus: the options SAEs and transcoders share. */
+export interface StreamedTrainingOptions {
   /** A folder of text files, a .jsonl with "text" fields, or a text file. */
   readonly corpus: string;
   readonly outDir: string;
-  /** Default 'topk' (k = 32): the faster step (sparse decoding) and no L1 coefficient to tune. */
-  readonly architecture?: TrainArchitecture;
-  /** d_sae = expansion · d_in unless dSae is given. */
-  readonly expansion?: number;
-  readonly dSae?: number;
   readonly k?: number;
-  readonly l1Coefficient?: number;
   readonly lr?: number;
   readonly batchSize?: number;
   readonly trainingTokens?: number;
@@ -67,6 +61,16 @@ export interface TrainSaeOptions {
   readonly resume?: boolean;
   readonly threads?: number;
   readonly signal?: AbortSignal;
+}
+
+export interface TrainSaeOptions extends StreamedTrainingOptions {
+  readonly hook: string;
+  /** Default 'topk' (k = 32): the faster step (sparse decoding) and no L1 coefficient to tune. */
+  readonly architecture?: TrainArchitecture;
+  /** d_sae = expansion · d_in unless dSae is given. */
+  readonly expansion?: number;
+  readonly dSae?: number;
+  readonly l1Coefficient?: number;
   readonly onProgress?: (p: TrainProgress) => void;
 }
 

@@ -33,6 +33,7 @@ import { Tensor } from '../tensor';
 import { ActivationBatches } from '../sae/activationBatches';
 import {
   CHECKPOINT,
+  StreamedTrainingOptions,
   TrainProgress,
   batchVariance,
   initialise,
@@ -53,12 +54,9 @@ import { TRANSCODER_INPUT_HOOK, TRANSCODER_OUTPUT_HOOK, transcoderHooks } from '
 
 export type TranscoderArchitecture = StepArchitecture;
 
-export interface TrainTranscodersOptions {
+export interface TrainTranscodersOptions extends StreamedTrainingOptions {
   /** The layers to train (each gets its own transcoder, all from one forward pass per batch). */
   readonly layers: readonly number[];
-  /** A folder of text files, a .jsonl with "text" fields, or a text file. */
-  readonly corpus: string;
-  readonly outDir: string;
   /** Default 'topk' (k = 32). */
   readonly architecture?: TranscoderArchitecture;
   /** Adds a learned skip term x·W_skipᵀ (W_skip [d_model, d_model]). */
@@ -66,29 +64,13 @@ export interface TrainTranscodersOptions {
   /** d_tc = expansion · d_model unless dTranscoder is given. */
   readonly expansion?: number;
   readonly dTranscoder?: number;
-  readonly k?: number;
   /** The sparsity coefficient: L1 for relu, L0 for jumprelu. */
   readonly l1Coefficient?: number;
   /** JumpReLU: the starting threshold and the straight-through kernel's width (in the scaled units). */
   readonly initialThreshold?: number;
   readonly bandwidth?: number;
-  readonly lr?: number;
-  readonly batchSize?: number;
-  readonly trainingTokens?: number;
-  readonly contextSize?: number;
-  /** Shuffle-buffer size in batches (capped so the buffer stays under BUFFER_BYTES). */
-  readonly bufferBatches?: number;
-  readonly warmupSteps?: number;
-  readonly l1WarmupFraction?: number;
-  readonly decayFraction?: number;
-  readonly deadWindowTokens?: number;
-  readonly checkpointEvery?: number;
-  readonly seed?: number;
-  readonly resume?: boolean;
   /** How the weights are saved; f16 halves the files. */
   readonly dtype?: TranscoderDtype;
-  readonly threads?: number;
-  readonly signal?: AbortSignal;
   /** Called after every step with the layers' means (and each layer's own figures). */
   readonly onProgress?: (p: TranscoderTrainProgress) => void;
 }
